@@ -1,0 +1,134 @@
+// reglab/method.h — the one trainer interface every method plugin implements.
+//
+// A paradigm (classify, mil, tta, rlvr) owns the loop: data, model, optimizer,
+// evaluation. It calls the hooks of one Method object per trial, from one
+// thread, in this order:
+//
+//   setup(ctx)                                    once, before the first step
+//   for each epoch:
+//     for each batch:
+//       loss = training_loss(batch, outputs, step)   outputs of the training forward
+//       (backward, optimizer step — done by the paradigm)
+//       after_optimizer_step(batch, outputs, step)   same outputs, for state updates
+//     on_epoch_end(step)
+//
+// state_dict()/load_state_dict() carry everything the method needs to resume
+// a run mid-way (per-sample buffers, counters); the paradigm saves it with the
+// model's checkpoint. Defaults do nothing, so a stateless method overrides
+// training_loss only.
+//
+// Errors: hooks throw (std::exception or c10::Error) on invalid input; the
+// core catches at the plugin boundary and rethrows naming the plugin and hook.
+// Plugins log through ctx.log and record metrics through ctx.metrics; they
+// never touch spdlog's registry or the database.
+#pragma once
+
+#include <torch/types.h>
+#include <torch/version.h>
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "reglab/params.h"
+#include "reglab/plugin.h"
+
+#define REGLAB_TORCH_VERSION_STRING TORCH_VERSION
+
+namespace reglab {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+// Where a method's messages go: the trial's log file. Thread-compatible.
+class Logger {
+ public:
+  virtual ~Logger() = default;
+  virtual void log(LogLevel level, std::string_view message) = 0;
+  void debug(std::string_view m) { log(LogLevel::kDebug, m); }
+  void info(std::string_view m) { log(LogLevel::kInfo, m); }
+  void warn(std::string_view m) { log(LogLevel::kWarn, m); }
+};
+
+// Where a method's own metrics go (stored beside the paradigm's, under the
+// key it gives, e.g. "method.mean_entropy"). `step` is the paradigm's step
+// counter (the epoch for per-epoch metrics).
+class MetricSink {
+ public:
+  virtual ~MetricSink() = default;
+  virtual void record(std::string_view key, double value, std::int64_t step) = 0;
+};
+
+// Named model outputs of one forward pass ("logits", later "features",
+// "attention_logits"). at() throws naming the missing output.
+class Outputs {
+ public:
+  void set(const std::string& name, torch::Tensor t) { tensors_[name] = std::move(t); }
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  const torch::Tensor& at(const std::string& name) const {
+    auto it = tensors_.find(name);
+    if (it == tensors_.end()) throw std::out_of_range("model output '" + name + "' is not available");
+    return it->second;
+  }
+
+ private:
+  std::map<std::string, torch::Tensor> tensors_;
+};
+
+// One training batch of the classify paradigm.
+struct Batch {
+  torch::Tensor inputs;   // [B, ...] float
+  torch::Tensor targets;  // [B] int64, the labels used for training (possibly noisy)
+  torch::Tensor indices;  // [B] int64, positions in the training set (stable across epochs)
+};
+
+// Given once to setup(). References stay valid for the Method's lifetime.
+struct MethodContext {
+  const Params& params;
+  Logger& log;
+  MetricSink& metrics;
+  Paradigm paradigm;
+  std::int64_t num_train_samples;  // N, for per-sample state
+  std::int64_t num_classes;        // K
+  std::int64_t total_epochs;       // E
+  torch::Device device;
+  torch::ScalarType dtype;         // dtype of the logits the method will see
+};
+
+// Where the loop is, given to every per-step hook.
+struct StepContext {
+  std::int64_t epoch;         // 0-based
+  std::int64_t total_epochs;  // E
+  std::int64_t step;          // global optimizer step, 0-based
+  Logger& log;
+  MetricSink& metrics;
+};
+
+using StateDict = std::map<std::string, torch::Tensor>;
+
+class Method {
+ public:
+  virtual ~Method() = default;
+
+  virtual void setup(const MethodContext& /*ctx*/) {}
+
+  // classify / mil: the scalar loss to minimise for this batch; must be
+  // differentiable with respect to the outputs.
+  virtual torch::Tensor training_loss(const Batch& /*batch*/, const Outputs& /*outputs*/,
+                                      const StepContext& /*step*/) {
+    throw std::logic_error("training_loss is not implemented by this method");
+  }
+
+  // After the optimizer step, with the same outputs (detach them before
+  // keeping anything).
+  virtual void after_optimizer_step(const Batch& /*batch*/, const Outputs& /*outputs*/,
+                                    const StepContext& /*step*/) {}
+
+  virtual void on_epoch_end(const StepContext& /*step*/) {}
+
+  virtual StateDict state_dict() const { return {}; }
+  virtual void load_state_dict(const StateDict& /*state*/) {}
+};
+
+}  // namespace reglab

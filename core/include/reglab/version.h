@@ -1,0 +1,13 @@
+// reglab/version.h — the versions a plugin is built against.
+//
+// kApiVersion changes whenever the plugin contract (plugin.h, method.h,
+// params.h, context.h) changes incompatibly; the loader refuses a plugin
+// built with another value. The project version is informational.
+#pragma once
+
+namespace reglab {
+
+inline constexpr unsigned kApiVersion = 1;
+inline constexpr const char* kVersion = "0.1.0";
+
+}  // namespace reglab

@@ -1,0 +1,118 @@
+// `reglab run`: validate, expand and run a sweep, then print its comparison.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <set>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/method_schemas.h"
+#include "query/compare.h"
+#include "runner/scheduler.h"
+#include "store/store.h"
+#include "sweep/sweep.h"
+
+namespace reglab::cli {
+
+namespace {
+
+struct RunArgs {
+  std::string file;
+  std::vector<std::string> sets;
+  int jobs = 0;  // 0 = one per core, at most one per trial
+  bool dry_run = false;
+  bool retry_failed = false;
+  double trial_timeout = 0;
+  std::string metric = "test.acc";
+  bool no_compare = false;
+  std::string progress = "auto";
+};
+
+// The config keys whose values differ across trials (seed excluded): what the
+// closing comparison groups by.
+std::vector<std::string> varying_keys(const sweep::Sweep& sw) {
+  std::map<std::string, std::set<std::string>> values;
+  for (const auto& t : sw.trials)
+    for (const auto& [k, v] : config::flatten(t.config))
+      if (k != "seed") values[k].insert(v.dump());
+  std::vector<std::string> keys;
+  for (const auto& [k, vs] : values)
+    if (vs.size() > 1) keys.push_back(k);
+  if (keys.empty()) keys.push_back("method.name");
+  return keys;
+}
+
+int run_command(const RunArgs& a, const GlobalOptions& g) {
+  sweep::Sweep sw;
+  try {
+    sw = sweep::load_sweep(a.file, a.sets, registry_lookup(), registry_names());
+  } catch (const config::ConfigError& e) {
+    std::cerr << e.what() << "\nreglab: the sweep is invalid; nothing was run or stored.\n";
+    return 2;
+  }
+  if (a.dry_run) {
+    std::printf("sweep %s: %zu trial(s)\n", sw.name.c_str(), sw.trials.size());
+    std::printf("%-4s  %-16s  %s\n", "#", "key", "trial");
+    for (std::size_t i = 0; i < sw.trials.size(); ++i)
+      std::printf("%-4zu  %-16s  %s\n", i + 1, sw.trials[i].key.c_str(), sw.trials[i].label.c_str());
+    return 0;
+  }
+  runner::SchedulerOptions o;
+  o.db = g.db;
+  o.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(std::thread::hardware_concurrency(), sw.trials.size())));
+  o.retry_failed = a.retry_failed;
+  o.trial_timeout_s = a.trial_timeout;
+  o.live_display = a.progress == "live" || (a.progress == "auto" && isatty(STDERR_FILENO));
+  runner::SchedulerResult r = runner::run_sweep(sw, o);
+
+  std::fprintf(stderr, "sweep %s: %d trial(s): %d completed now, %d already completed, %d failed, %d interrupted%s\n",
+               sw.name.c_str(), r.total, r.completed, r.skipped_completed, r.failed, r.interrupted,
+               r.skipped_failed ? (", " + std::to_string(r.skipped_failed) + " failed earlier (not retried)").c_str() : "");
+  if (!a.no_compare && !r.stopped_by_user) {
+    store::Store store(g.db);
+    query::CompareOptions co;
+    co.sweep = sw.name;
+    co.metric = a.metric;
+    co.by = varying_keys(sw);
+    try {
+      std::cout << "\n" << query::format(query::compare(store, co), "table") << std::flush;
+    } catch (const std::exception& e) {
+      std::cerr << "reglab: no comparison: " << e.what() << "\n";
+    }
+  }
+  if (r.stopped_by_user) {
+    std::fprintf(stderr, "interrupted: run the same command again to resume.\n");
+    return 130;
+  }
+  return std::min(r.failed, 100);
+}
+
+}  // namespace
+
+void add_run(CLI::App& app, GlobalOptions& g, int& exit_code) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Run a sweep defined in TOML; finished trials are skipped, so re-running resumes.");
+  cmd->footer(
+      "Each trial runs in its own process; results go to the database (--db). A trial that crashes,\n"
+      "returns a NaN loss or times out is recorded as failed and the sweep goes on; the exit code is\n"
+      "the number of failed trials (130 after Ctrl-C). See experiments/README.md for the TOML format.\n\n"
+      "Examples:\n"
+      "  reglab run experiments/quickstart.toml -j 2\n"
+      "  reglab run experiments/quickstart.toml --set task.epochs=1 --set data.limit=2000 --dry-run");
+  cmd->add_option("sweep", args->file, "sweep file (TOML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--set", args->sets, "override a key for every trial: --set optim.lr=0.05 (repeatable)");
+  cmd->add_option("-j,--jobs", args->jobs, "trials run at once (default: one per core); intra-op threads are divided between them")
+      ->check(CLI::Range(1, 256));
+  cmd->add_flag("--dry-run", args->dry_run, "validate and print the trials without running anything");
+  cmd->add_flag("--retry-failed", args->retry_failed, "run failed trials again");
+  cmd->add_option("--trial-timeout", args->trial_timeout, "seconds before a trial is killed and marked failed (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--metric", args->metric, "metric of the closing comparison table")->capture_default_str();
+  cmd->add_flag("--no-compare", args->no_compare, "do not print the comparison table at the end");
+  cmd->add_option("--progress", args->progress, "auto (live on a terminal), live, or plain")
+      ->check(CLI::IsMember({"auto", "live", "plain"}))->capture_default_str();
+  cmd->callback([args, &g, &exit_code] { exit_code = run_command(*args, g); });
+}
+
+}  // namespace reglab::cli

@@ -1,0 +1,39 @@
+// reglab — run sweeps of regularisation methods and compare them.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "reglab/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "reglab — compare regularisation methods fairly and fast.\n\n"
+      "  reglab run experiments/quickstart.toml -j 2     run a sweep, then print its comparison table\n"
+      "  reglab ls                                       list sweeps (or `reglab ls SWEEP` for its runs)\n"
+      "  reglab compare SWEEP --metric test.acc --by method.name\n"
+      "  reglab show RUN [--log]                         one run: config, status, summaries, log\n"
+      "  reglab methods [NAME]                           installed method plugins and their parameters\n"
+      "  reglab probe request.json                       evaluate a method's hooks on given tensors\n",
+      "reglab"};
+  app.set_version_flag("--version", std::string(reglab::kVersion));
+  app.require_subcommand(1);
+  app.fallthrough();
+  reglab::cli::GlobalOptions global;
+  app.add_option("--db", global.db, "results database (SQLite)")->capture_default_str();
+  int exit_code = 0;
+  reglab::cli::add_run(app, global, exit_code);
+  reglab::cli::add_query(app, global, exit_code);
+  reglab::cli::add_methods(app, exit_code);
+  reglab::cli::add_probe(app, exit_code);
+  reglab::cli::add_trial(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "reglab: " << e.what() << "\n";
+    return 2;
+  }
+  return exit_code;
+}

@@ -1,0 +1,211 @@
+// config/validate.cpp — one trial configuration against the core and method schemas.
+#include <map>
+#include <set>
+
+#include "config/schema.h"
+#include "config/value_check.h"
+#include "util/util.h"
+
+namespace reglab::config {
+
+namespace {
+
+std::string join_key(const std::string& prefix, const std::string& part) {
+  return prefix.empty() ? part : prefix + "." + part;
+}
+
+struct ParadigmName {
+  std::uint32_t bit;
+  const char* name;
+};
+constexpr ParadigmName kParadigms[] = {{kClassify, "classify"}, {kMil, "mil"}, {kTta, "tta"}, {kRlvr, "rlvr"}};
+
+std::string paradigm_list(std::uint32_t bits) {
+  std::vector<std::string> out;
+  for (const ParadigmName& p : kParadigms) {
+    if (bits & p.bit) out.push_back(p.name);
+  }
+  return out.empty() ? "no paradigm" : util::join(out, ", ");
+}
+
+const std::vector<std::pair<std::string, Json>>& core_defaults() {
+  static const std::vector<std::pair<std::string, Json>> defaults = [] {
+    std::vector<std::pair<std::string, Json>> out;
+    for (const ParamSpec& spec : core_schema()) {
+      Json value = parse_default(spec);
+      if (!value.is_null()) out.emplace_back(spec.name, std::move(value));
+    }
+    return out;
+  }();
+  return defaults;
+}
+
+class Validator {
+ public:
+  Validator(const SourceMap& where, std::vector<Issue>& issues) : where_(where), issues_(issues) {}
+
+  void add(const std::string& key, std::string message, std::string suggestion = "") {
+    add_at(key, key, std::move(message), std::move(suggestion));
+  }
+  // `at` is the dotted key whose position to report (a list element's, say).
+  void add_at(const std::string& at, const std::string& key, std::string message, std::string suggestion = "") {
+    issues_.push_back(Issue{locate(where_, at), key, std::move(message), std::move(suggestion)});
+  }
+
+  void run(Json& trial, const MethodLookup& lookup, const MethodNames& names) {
+    if (!trial.is_object()) {
+      add("", "a trial configuration must be a table, got " + describe_value(trial));
+      return;
+    }
+    resolve_method(trial, lookup, names);
+    collect_known();
+    walk(trial, "");
+    check_paradigm(trial);
+    check_cross_fields(trial);
+    fill_defaults(trial);
+  }
+
+ private:
+  void resolve_method(const Json& trial, const MethodLookup& lookup, const MethodNames& names) {
+    const std::vector<std::string> known = names ? names() : std::vector<std::string>{};
+    const std::string known_text = known.empty() ? "none found" : util::join(known, ", ");
+    const Json* name = get_path(trial, "method.name");
+    if (name == nullptr) {
+      add("method.name", "missing: every trial needs a method (known methods: " + known_text + ")");
+      return;
+    }
+    if (!name->is_string()) {
+      add("method.name", "expected a string, got " + describe_value(*name));
+      return;
+    }
+    method_name_ = name->get<std::string>();
+    if (lookup) method_ = lookup(method_name_);
+    if (!method_) {
+      add("method.name", "unknown method \"" + method_name_ + "\" (known methods: " + known_text + ")",
+          nearest(method_name_, known));
+    }
+  }
+
+  void collect_known() {
+    for (const ParamSpec& spec : core_schema()) known_[spec.name] = &spec;
+    if (method_) {
+      for (const ParamSpec& spec : method_->params) {
+        if (std::string(spec.name) != "name") known_["method." + std::string(spec.name)] = &spec;
+      }
+    }
+    for (const auto& [key, spec] : known_) {
+      keys_.push_back(key);
+      for (std::size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1)) {
+        sections_.insert(key.substr(0, dot));
+      }
+    }
+  }
+
+  void walk(Json& node, const std::string& path) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const std::string key = join_key(path, it.key());
+      Json& value = it.value();
+      if (it.key().find('.') != std::string::npos || it.key().empty()) {
+        add(key, "a quoted key with a '.' (or an empty key) names nothing; write the dotted key without quotes");
+      } else if (auto spec = known_.find(key); spec != known_.end()) {
+        if (key == "method.name") continue;  // checked by resolve_method
+        std::size_t element = std::string::npos;
+        std::string problem = check_and_normalize(*spec->second, value, &element);
+        if (!problem.empty()) {
+          const std::string at = element == std::string::npos ? key : key + "." + std::to_string(element);
+          add_at(at, key, problem, choice_suggestion(*spec->second, value));
+        }
+      } else if (sections_.count(key)) {
+        if (value.is_object()) {
+          walk(value, key);
+        } else {
+          add(key, "expected a table of settings, got " + describe_value(value));
+        }
+      } else if (!method_ && util::starts_with(key, "method.")) {
+        // The method is unknown (already reported): its parameters cannot be checked.
+      } else {
+        report_unknown(key, value);
+      }
+    }
+  }
+
+  void report_unknown(const std::string& key, const Json& value) {
+    if (value.is_object() && !value.empty()) {
+      for (auto it = value.begin(); it != value.end(); ++it) report_unknown(join_key(key, it.key()), it.value());
+      return;
+    }
+    std::string message = "unknown key";
+    if (method_ && util::starts_with(key, "method.")) {
+      std::vector<std::string> params;
+      for (const ParamSpec& spec : method_->params) params.push_back(spec.name);
+      message += params.empty() ? "; method '" + method_name_ + "' takes no parameters"
+                                : "; method '" + method_name_ + "' takes: " + util::join(params, ", ");
+    }
+    add(key, message, nearest(key, keys_));
+  }
+
+  static std::string choice_suggestion(const ParamSpec& spec, const Json& value) {
+    if (spec.type != ParamType::kString || !value.is_string() || !spec.choices || !*spec.choices) return "";
+    return nearest(value.get<std::string>(), util::split(spec.choices, '|'));
+  }
+
+  void check_paradigm(const Json& trial) {
+    if (!method_) return;
+    const Json* asked = get_path(trial, "task.paradigm");
+    std::string paradigm;
+    if (asked == nullptr) {
+      for (const auto& [key, value] : core_defaults()) {
+        if (key == "task.paradigm") paradigm = value.get<std::string>();
+      }
+    } else if (asked->is_string()) {
+      paradigm = asked->get<std::string>();
+    }
+    for (const ParadigmName& p : kParadigms) {
+      if (paradigm == p.name && !(method_->paradigms & p.bit)) {
+        add("method.name", "method '" + method_name_ + "' supports " + paradigm_list(method_->paradigms) +
+                               ", not the paradigm '" + paradigm + "' asked by task.paradigm");
+      }
+    }
+  }
+
+  void check_cross_fields(const Json& trial) {
+    const Json* betas = get_path(trial, "optim.betas");
+    if (betas && betas->is_array() && betas->size() != 2) {
+      add("optim.betas", "expected exactly 2 values (beta1, beta2), got " + std::to_string(betas->size()));
+    }
+  }
+
+  void fill_defaults(Json& trial) {
+    for (const auto& [key, value] : core_defaults()) {
+      if (get_path(trial, key) == nullptr) set_path(trial, key, value);
+    }
+    if (!method_) return;
+    for (const ParamSpec& spec : method_->params) {
+      const std::string key = "method." + std::string(spec.name);
+      if (get_path(trial, key) != nullptr) continue;
+      try {
+        Json value = parse_default(spec);
+        if (!value.is_null()) set_path(trial, key, std::move(value));
+      } catch (const std::exception& err) {
+        add(key, "method '" + method_name_ + "' declares a bad default: " + err.what());
+      }
+    }
+  }
+
+  const SourceMap& where_;
+  std::vector<Issue>& issues_;
+  std::string method_name_;
+  std::optional<MethodSchema> method_;
+  std::map<std::string, const ParamSpec*> known_;
+  std::vector<std::string> keys_;
+  std::set<std::string> sections_;
+};
+
+}  // namespace
+
+void validate_trial(Json& trial, const SourceMap& where, const MethodLookup& lookup, const MethodNames& names,
+                    std::vector<Issue>& issues) {
+  Validator(where, issues).run(trial, lookup, names);
+}
+
+}  // namespace reglab::config

@@ -1,0 +1,78 @@
+// data/dataset.h — classification datasets held in memory as tensors.
+//
+// `fashion-mnist` reads the four gzip IDX files (train/t10k images/labels)
+// from `root` (Debian's dataset-fashion-mnist installs them under
+// /usr/share/datasets/fashion-mnist); a missing file is an error naming the
+// path and the package. `synthetic` draws a seeded Gaussian mixture.
+// Images are float32 in [0, 1], shape [N, 1, 28, 28]; with `normalize` they
+// are standardised with the training split's mean and std. The validation
+// split is carved out of the training set (seeded permutation). Label noise
+// is applied to the training split only (after the split), seeded, and the
+// clean labels and the flipped mask are kept for memorisation metrics.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace reglab::data {
+
+struct NoiseOptions {
+  std::string kind = "none";          // none | symmetric | asymmetric
+  double rate = 0.0;                  // in [0, 1]
+  // asymmetric: class i flips to class_map[i] with probability `rate`
+  // (class_map[i] == i: never flips). Empty = the Fashion-MNIST default map
+  // documented in noise.cpp.
+  std::vector<std::int64_t> class_map;
+};
+
+struct DataOptions {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | synthetic
+  std::string root = "/usr/share/datasets/fashion-mnist";
+  std::int64_t limit = 0;        // keep the first `limit` training samples (0 = all)
+  std::int64_t test_limit = 0;   // keep the first `test_limit` test samples (0 = all)
+  double val_fraction = 0.1;
+  bool normalize = true;
+  NoiseOptions noise;
+  // synthetic only
+  std::int64_t synthetic_samples = 2000;
+  std::int64_t synthetic_test_samples = 500;
+  std::int64_t synthetic_features = 20;
+  std::int64_t synthetic_classes = 4;
+  double synthetic_separation = 3.0;
+};
+
+struct Split {
+  torch::Tensor x;  // float32 [N, ...]
+  torch::Tensor y;  // int64 [N]
+  std::int64_t size() const { return y.defined() ? y.size(0) : 0; }
+};
+
+struct Dataset {
+  Split train;                    // y = labels used for training (noisy where flipped)
+  torch::Tensor train_clean_y;    // int64 [N], the true labels
+  torch::Tensor train_flipped;    // bool [N], y != clean_y
+  Split val;
+  Split test;
+  std::int64_t num_classes = 0;
+  std::vector<std::int64_t> input_shape;  // per sample, e.g. {1, 28, 28} or {20}
+};
+
+// Throws std::runtime_error with a clear message on missing/corrupt files or
+// invalid options. Deterministic given (options, seed).
+Dataset load_dataset(const DataOptions& options, std::uint64_t seed);
+
+// Reads one gzip IDX file (magic 0x801 labels, 0x803 images) into a uint8
+// tensor of its declared shape. Exposed for tests.
+torch::Tensor read_idx_gz(const std::string& path);
+
+// Applies label noise; returns the noisy labels and fills `flipped`.
+// symmetric: with probability rate a label becomes a uniformly drawn *other*
+// class (so `rate` is the expected fraction of wrong labels).
+torch::Tensor apply_label_noise(const torch::Tensor& clean_y, std::int64_t num_classes,
+                                const NoiseOptions& noise, std::uint64_t seed,
+                                torch::Tensor& flipped);
+
+}  // namespace reglab::data

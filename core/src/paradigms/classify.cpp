@@ -1,0 +1,260 @@
+#include "paradigms/classify.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+#include "data/dataset.h"
+#include "metrics/metrics.h"
+#include "models/models.h"
+#include "paradigms/optim.h"
+#include "plugins/loader.h"
+#include "plugins/method_handle.h"
+#include "util/util.h"
+
+namespace reglab::paradigms {
+
+namespace fs = std::filesystem;
+using config::Json;
+
+namespace {
+
+data::DataOptions data_options_from(const Json& d) {
+  data::DataOptions o;
+  o.dataset = d.value("dataset", o.dataset);
+  o.root = d.value("root", o.root);
+  o.limit = d.value("limit", o.limit);
+  o.test_limit = d.value("test_limit", o.test_limit);
+  o.val_fraction = d.value("val_fraction", o.val_fraction);
+  o.normalize = d.value("normalize", o.normalize);
+  if (d.contains("noise")) {
+    const Json& n = d.at("noise");
+    o.noise.kind = n.value("kind", o.noise.kind);
+    o.noise.rate = n.value("rate", o.noise.rate);
+    o.noise.class_map = n.value("class_map", o.noise.class_map);
+  }
+  if (d.contains("synthetic")) {
+    const Json& s = d.at("synthetic");
+    o.synthetic_samples = s.value("samples", o.synthetic_samples);
+    o.synthetic_test_samples = s.value("test_samples", o.synthetic_test_samples);
+    o.synthetic_features = s.value("features", o.synthetic_features);
+    o.synthetic_classes = s.value("classes", o.synthetic_classes);
+    o.synthetic_separation = s.value("separation", o.synthetic_separation);
+  }
+  return o;
+}
+
+models::ModelOptions model_options_from(const Json& m) {
+  models::ModelOptions o;
+  o.arch = m.value("arch", o.arch);
+  o.hidden = m.value("hidden", o.hidden);
+  o.channels = m.value("channels", o.channels);
+  o.dropout = m.value("dropout", o.dropout);
+  return o;
+}
+
+// Logits for a whole split, in eval mode, batch by batch.
+torch::Tensor predict(torch::nn::Sequential& model, const torch::Tensor& x, std::int64_t batch, torch::Device dev) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  std::vector<torch::Tensor> out;
+  for (std::int64_t i = 0; i < x.size(0); i += batch) {
+    out.push_back(model->forward(x.slice(0, i, std::min(i + batch, x.size(0))).to(dev)).to(torch::kCPU));
+  }
+  model->train();
+  if (out.empty()) return torch::empty({0, 0});
+  return torch::cat(out);
+}
+
+double masked_accuracy(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask) {
+  if (mask.sum().item<std::int64_t>() == 0) return std::nan("");
+  return metrics::accuracy(logits.index({mask}), labels.index({mask}));
+}
+
+void save_checkpoint(const fs::path& file, torch::nn::Sequential& model, torch::optim::Optimizer& opt,
+                     const StateDict& method_state, std::int64_t next_epoch, std::int64_t step) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, optim_archive, method_archive;
+  model->save(model_archive);
+  opt.save(optim_archive);
+  for (const auto& [k, v] : method_state) method_archive.write(k, v);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optim_archive);
+  archive.write("method", method_archive);
+  archive.write("next_epoch", torch::tensor(next_epoch));
+  archive.write("step", torch::tensor(step));
+  // Write then rename, so a crash mid-write never leaves a torn checkpoint.
+  fs::path tmp = file;
+  tmp += ".tmp";
+  archive.save_to(tmp.string());
+  fs::rename(tmp, file);
+}
+
+}  // namespace
+
+void run_classify(runner::TrialEnv& env) {
+  const Json& cfg = env.config;
+  const Json& task = cfg.at("task");
+  const std::int64_t seed = cfg.value("seed", std::int64_t{0});
+  const std::int64_t epochs = task.value("epochs", std::int64_t{10});
+  const std::int64_t batch_size = task.value("batch_size", std::int64_t{128});
+  const std::int64_t eval_batch = task.value("eval_batch_size", std::int64_t{1000});
+  const std::int64_t checkpoint_every = task.value("checkpoint_every", std::int64_t{1});
+  const std::string device_name = task.value("device", std::string("cpu"));
+  if (device_name == "cuda" && !torch::cuda::is_available())
+    throw std::runtime_error("task.device = \"cuda\" but LibTorch sees no CUDA device");
+  const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+
+  torch::manual_seed(static_cast<std::uint64_t>(seed));
+  auto t_load = std::chrono::steady_clock::now();
+  data::Dataset ds = data::load_dataset(data_options_from(cfg.at("data")), static_cast<std::uint64_t>(seed));
+  env.log.info("data: " + std::to_string(ds.train.size()) + " train, " + std::to_string(ds.val.size()) +
+                        " val, " + std::to_string(ds.test.size()) + " test, " +
+                        std::to_string(ds.train_flipped.sum().item<std::int64_t>()) + " flipped labels, loaded in " +
+                        std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count()) +
+                        " s");
+
+  auto model = models::make_model(model_options_from(cfg.at("model")), ds.input_shape, ds.num_classes);
+  model->to(device);
+  OptimOptions oo = optim_options_from(cfg.at("optim"));
+  auto optimizer = make_optimizer(oo, model->parameters());
+
+  const Json& method_cfg = cfg.at("method");
+  const std::string method_name = method_cfg.at("name").get<std::string>();
+  const plugins::LoadedPlugin& plugin = plugins::registry().get(method_name);
+  env.method_version(method_name, plugin.info->version);
+  Params params = plugins::resolve_params(*plugin.info, method_cfg.dump());
+  plugins::MethodHandle method(plugin);
+  MethodContext mctx{params, env.log, env.metrics, kClassify, ds.train.size(), ds.num_classes, epochs, device,
+                     torch::kFloat};
+  method.setup(mctx);
+
+  std::int64_t start_epoch = 0, step = 0;
+  const fs::path ckpt = env.run_dir / "checkpoint.pt";
+  if (fs::exists(ckpt)) {
+    try {
+      torch::serialize::InputArchive archive, model_archive, optim_archive, method_archive;
+      archive.load_from(ckpt.string());
+      archive.read("model", model_archive);
+      archive.read("optimizer", optim_archive);
+      archive.read("method", method_archive);
+      model->load(model_archive);
+      optimizer->load(optim_archive);
+      StateDict state;
+      for (const std::string& k : method_archive.keys()) {
+        torch::Tensor t;
+        method_archive.read(k, t);
+        state[k] = t;
+      }
+      method.load_state_dict(state);
+      torch::Tensor e, s;
+      archive.read("next_epoch", e);
+      archive.read("step", s);
+      start_epoch = e.item<std::int64_t>();
+      step = s.item<std::int64_t>();
+      env.log.info("resumed from " + ckpt.string() + " at epoch " + std::to_string(start_epoch + 1));
+    } catch (const std::exception& ex) {
+      env.log.warn("ignoring unreadable checkpoint " + ckpt.string() + ": " + ex.what());
+      start_epoch = 0;
+      step = 0;
+      torch::manual_seed(static_cast<std::uint64_t>(seed));
+      model = models::make_model(model_options_from(cfg.at("model")), ds.input_shape, ds.num_classes);
+      model->to(device);
+      optimizer = make_optimizer(oo, model->parameters());
+    }
+  }
+
+  const std::int64_t n = ds.train.size();
+  const torch::Tensor clean_mask = ds.train_flipped.logical_not();
+  bool first_step_recorded = false;
+  for (std::int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
+    auto t0 = std::chrono::steady_clock::now();
+    const double lr = lr_at_epoch(oo, epoch, epochs);
+    set_lr(*optimizer, lr);
+    StepContext sctx{epoch, epochs, step, env.log, env.metrics};
+
+    // The order of an epoch depends only on (seed, epoch), so a resumed run
+    // sees the same batches as an uninterrupted one.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(seed) * 1000003ULL +
+                                                        static_cast<std::uint64_t>(epoch));
+    torch::Tensor order = torch::randperm(n, gen, torch::kLong);
+    double loss_sum = 0;
+    std::int64_t correct = 0, seen = 0;
+    model->train();
+    for (std::int64_t i = 0; i < n; i += batch_size) {
+      if (env.interrupted()) throw runner::Interrupted();
+      torch::Tensor idx = order.slice(0, i, std::min(i + batch_size, n));
+      Batch batch{ds.train.x.index_select(0, idx).to(device), ds.train.y.index_select(0, idx).to(device),
+                  idx.to(device)};
+      Outputs outputs;
+      outputs.set("logits", model->forward(batch.inputs));
+      sctx.step = step;
+      torch::Tensor loss = method.training_loss(batch, outputs, sctx);
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value))
+        throw std::runtime_error("loss is " + std::to_string(loss_value) + " at epoch " + std::to_string(epoch + 1) +
+                                 ", step " + std::to_string(step));
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      method.after_optimizer_step(batch, outputs, sctx);
+      if (!first_step_recorded) {
+        first_step_recorded = true;
+        if (env.spawned_at > 0) env.metrics.record("time.startup_s", util::now_seconds() - env.spawned_at, 0);
+      }
+      const std::int64_t b = idx.size(0);
+      loss_sum += loss_value * static_cast<double>(b);
+      correct += outputs.at("logits").argmax(1).eq(batch.targets).sum().item<std::int64_t>();
+      seen += b;
+      ++step;
+    }
+    sctx.step = step;
+    method.on_epoch_end(sctx);
+    const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    // Evaluation.
+    const std::int64_t e1 = epoch + 1;
+    torch::Tensor train_logits = predict(model, ds.train.x, eval_batch, device);
+    torch::Tensor test_logits = predict(model, ds.test.x, eval_batch, device);
+    auto& m = env.metrics;
+    m.record("train.loss", seen ? loss_sum / static_cast<double>(seen) : std::nan(""), e1);
+    m.record("train.acc", seen ? static_cast<double>(correct) / static_cast<double>(seen) : std::nan(""), e1);
+    m.record("train.clean_acc", masked_accuracy(train_logits, ds.train.y, clean_mask), e1);
+    if (ds.train_flipped.any().item<bool>()) {
+      m.record("train.flipped_acc", masked_accuracy(train_logits, ds.train.y, ds.train_flipped), e1);
+      m.record("train.flipped_true_acc", masked_accuracy(train_logits, ds.train_clean_y, ds.train_flipped), e1);
+    }
+    if (ds.val.size() > 0) {
+      torch::Tensor val_logits = predict(model, ds.val.x, eval_batch, device);
+      m.record("val.acc", metrics::accuracy(val_logits, ds.val.y), e1);
+      m.record("val.nll", metrics::nll(val_logits, ds.val.y), e1);
+    }
+    const double test_acc = metrics::accuracy(test_logits, ds.test.y);
+    m.record("test.acc", test_acc, e1);
+    m.record("test.nll", metrics::nll(test_logits, ds.test.y), e1);
+    m.record("test.ece", metrics::ece(test_logits, ds.test.y, 15), e1);
+    m.record("test.aurc", metrics::aurc(test_logits, ds.test.y), e1);
+    m.record("lr", lr, e1);
+    m.record("time.train_s", train_s, e1);
+    m.record("time.epoch_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), e1);
+    m.flush();
+
+    if (checkpoint_every > 0 && (e1 % checkpoint_every == 0 || e1 == epochs)) {
+      save_checkpoint(ckpt, model, *optimizer, method.state_dict(), e1, step);
+      env.artifact("checkpoint", ckpt);
+    }
+    env.heartbeat();
+    const double train_loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
+    env.log.info("epoch " + std::to_string(e1) + "/" + std::to_string(epochs) + " train.loss " +
+                 std::to_string(train_loss) + " test.acc " + std::to_string(test_acc) + " (" +
+                 std::to_string(train_s) + " s training)");
+    env.report(Json{{"epoch", e1}, {"epochs", epochs}, {"metric", "test.acc"}, {"value", test_acc}});
+  }
+}
+
+}  // namespace reglab::paradigms

@@ -1,0 +1,111 @@
+#include "plugins/method_handle.h"
+
+#include <c10/util/Exception.h>
+
+#include "config/config.h"
+#include "config/schema.h"
+#include "util/util.h"
+
+namespace reglab::plugins {
+
+template <class F>
+decltype(auto) MethodHandle::call(const char* hook, F&& f) const {
+  auto fail = [&](const std::string& what) {
+    return PluginError("method '" + plugin_.name() + "' (" + plugin_.path.filename().string() + ") failed in " +
+                       hook + ": " + what);
+  };
+  try {
+    return f();
+  } catch (const PluginError&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw fail(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw fail(e.what());
+  } catch (...) {
+    throw fail("unknown exception");
+  }
+}
+
+MethodHandle::MethodHandle(const LoadedPlugin& plugin) : plugin_(plugin) {
+  method_ = call("create", [&] { return plugin_.info->create(); });
+  if (method_ == nullptr)
+    throw PluginError("method '" + plugin_.name() + "' (" + plugin_.path.string() + ") failed in create: factory returned null");
+}
+
+MethodHandle::~MethodHandle() {
+  if (method_ != nullptr) {
+    try {
+      plugin_.info->destroy(method_);
+    } catch (...) {
+      // A destructor must not throw; a throwing plugin destructor is ignored.
+    }
+  }
+}
+
+void MethodHandle::setup(const MethodContext& ctx) { call("setup", [&] { method_->setup(ctx); }); }
+
+torch::Tensor MethodHandle::training_loss(const Batch& batch, const Outputs& outputs, const StepContext& step) {
+  return call("training_loss", [&] { return method_->training_loss(batch, outputs, step); });
+}
+
+void MethodHandle::after_optimizer_step(const Batch& batch, const Outputs& outputs, const StepContext& step) {
+  call("after_optimizer_step", [&] { method_->after_optimizer_step(batch, outputs, step); });
+}
+
+void MethodHandle::on_epoch_end(const StepContext& step) {
+  call("on_epoch_end", [&] { method_->on_epoch_end(step); });
+}
+
+StateDict MethodHandle::state_dict() const {
+  return call("state_dict", [&] { return method_->state_dict(); });
+}
+
+void MethodHandle::load_state_dict(const StateDict& state) {
+  call("load_state_dict", [&] { method_->load_state_dict(state); });
+}
+
+namespace {
+
+ParamValue to_param_value(const ParamSpec& spec, const config::Json& v) {
+  switch (spec.type) {
+    case ParamType::kBool: return v.get<bool>();
+    case ParamType::kInt: return v.get<std::int64_t>();
+    case ParamType::kFloat: return v.get<double>();
+    case ParamType::kString: return v.get<std::string>();
+    case ParamType::kIntList: return v.get<std::vector<std::int64_t>>();
+    case ParamType::kFloatList: return v.get<std::vector<double>>();
+    case ParamType::kStringList: return v.get<std::vector<std::string>>();
+  }
+  throw std::invalid_argument(std::string("parameter '") + spec.name + "' has an unknown type");
+}
+
+}  // namespace
+
+Params resolve_params(const PluginInfo& info, const std::string& method_table_json) {
+  config::Json table = method_table_json.empty() ? config::Json::object() : config::Json::parse(method_table_json);
+  if (!table.is_object()) throw std::invalid_argument("method parameters must be a table");
+  table.erase("name");
+  std::map<std::string, ParamValue> values;
+  std::vector<std::string> declared;
+  for (std::size_t i = 0; i < info.num_params; ++i) {
+    const ParamSpec& spec = info.params[i];
+    declared.push_back(spec.name);
+    config::Json v = table.contains(spec.name) ? table.at(spec.name) : config::parse_default(spec);
+    std::string problem = config::check_value(spec, v);
+    if (!problem.empty())
+      throw std::invalid_argument(std::string("method '") + info.name + "' parameter '" + spec.name + "': " + problem);
+    values[spec.name] = to_param_value(spec, v);
+  }
+  for (const auto& [key, value] : table.items()) {
+    if (std::find(declared.begin(), declared.end(), key) == declared.end()) {
+      std::string msg = std::string("method '") + info.name + "' has no parameter '" + key + "'";
+      std::string near = config::nearest(key, declared);
+      if (!near.empty()) msg += " (did you mean '" + near + "'?)";
+      throw std::invalid_argument(msg);
+    }
+  }
+  return Params(std::move(values));
+}
+
+}  // namespace reglab::plugins

@@ -1,0 +1,301 @@
+#include "probe/probe.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "plugins/method_handle.h"
+#include "probe/tensor_json.h"
+#include "reglab/method.h"
+
+namespace reglab::probe {
+namespace {
+
+using nlohmann::json;
+
+using Keys = std::span<const std::string_view>;
+constexpr std::string_view kRequestKeys[] = {"method",      "params",       "dtype", "num_samples",
+                                             "num_classes", "total_epochs", "state", "steps"};
+constexpr std::string_view kStepKeys[] = {"logits", "labels", "indices", "epoch"};
+
+[[noreturn]] void bad(const std::string& message) {
+  throw std::invalid_argument("probe request: " + message);
+}
+
+std::string shape_text(const torch::Tensor& t) {
+  std::string s = "[";
+  for (std::int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  return s + "]";
+}
+
+std::string joined(Keys keys) {
+  std::string s;
+  for (std::string_view k : keys) s += (s.empty() ? "" : ", ") + std::string(k);
+  return s;
+}
+
+void reject_unknown_keys(const json& object, Keys a, Keys b, const std::string& where) {
+  for (const auto& [key, value] : object.items()) {
+    const auto known = [&](Keys keys) {
+      return std::find(keys.begin(), keys.end(), key) != keys.end();
+    };
+    if (!known(a) && !known(b))
+      bad("unknown key '" + key + "' in " + where + " (expected " + joined(a) +
+          (b.empty() ? "" : ", " + joined(b)) + ")");
+  }
+}
+
+// An optional integer field >= `min`.
+std::int64_t int_field(const json& object, const char* key, const std::string& where,
+                       std::int64_t fallback, std::int64_t min) {
+  if (!object.contains(key)) return fallback;
+  const json& v = object.at(key);
+  if (!v.is_number_integer()) bad(where + key + " must be an integer, got " + v.dump());
+  const std::int64_t x = v.get<std::int64_t>();
+  if (x < min) bad(where + key + " must be at least " + std::to_string(min) + ", got " + std::to_string(x));
+  return x;
+}
+
+torch::Tensor tensor_field(const json& value, torch::ScalarType dtype, const std::string& what) {
+  try {
+    return tensor_from_json(value, dtype, what);
+  } catch (const std::invalid_argument& e) {
+    bad(e.what());
+  }
+}
+
+struct Step {
+  torch::Tensor logits;   // [B, K], the probe dtype
+  torch::Tensor labels;   // [B] int64
+  torch::Tensor indices;  // [B] int64
+  std::int64_t epoch = 0;
+};
+
+// `prefix` is "steps[i]." or "" for a step given at the top level.
+Step parse_step(const json& s, const std::string& prefix, torch::ScalarType dtype) {
+  Step step;
+  if (!s.contains("logits")) bad(prefix + "logits is missing");
+  step.logits = tensor_field(s.at("logits"), dtype, prefix + "logits");
+  if (step.logits.dim() != 2)
+    bad(prefix + "logits must be a list of B rows of K numbers, got shape " + shape_text(step.logits));
+  const std::int64_t b = step.logits.size(0);
+  if (b == 0 || step.logits.size(1) == 0) bad(prefix + "logits is empty (shape " + shape_text(step.logits) + ")");
+
+  if (!s.contains("labels")) bad(prefix + "labels is missing");
+  step.labels = tensor_field(s.at("labels"), torch::kLong, prefix + "labels");
+  if (step.labels.dim() != 1 || step.labels.size(0) != b)
+    bad(prefix + "labels must be a list of " + std::to_string(b) + " integers (one per logits row), got shape " +
+        shape_text(step.labels));
+
+  if (s.contains("indices")) {
+    step.indices = tensor_field(s.at("indices"), torch::kLong, prefix + "indices");
+    if (step.indices.dim() != 1 || step.indices.size(0) != b)
+      bad(prefix + "indices must be a list of " + std::to_string(b) + " integers, got shape " +
+          shape_text(step.indices));
+    const auto* idx = step.indices.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < b; ++i)
+      if (idx[i] < 0) bad(prefix + "indices[" + std::to_string(i) + "] = " + std::to_string(idx[i]) + " is negative");
+  } else {
+    step.indices = torch::arange(b, torch::kLong);
+  }
+  step.epoch = int_field(s, "epoch", prefix, 0, 0);
+  return step;
+}
+
+class CollectingLogger final : public Logger {
+ public:
+  void log(LogLevel level, std::string_view message) override {
+    static constexpr const char* kNames[] = {"debug", "info", "warn", "error"};
+    lines_.push_back(std::string(kNames[static_cast<int>(level)]) + ": " + std::string(message));
+  }
+  json take() { return std::exchange(lines_, {}); }
+  bool empty() const { return lines_.empty(); }
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+class CollectingSink final : public MetricSink {
+ public:
+  void record(std::string_view key, double value, std::int64_t step) override {
+    records_.push_back({{"key", std::string(key)}, {"value", value}, {"step", step}});
+  }
+  json take() { return std::exchange(records_, json::array()); }
+  bool empty() const { return records_.empty(); }
+
+ private:
+  json records_ = json::array();
+};
+
+json state_to_json(const StateDict& state) {
+  json out = json::object();
+  for (const auto& [name, tensor] : state) out[name] = tensor_to_json(tensor);
+  return out;
+}
+
+StateDict parse_state(const json& given, const StateDict& current, const std::string& method) {
+  if (!given.is_object()) bad("state must be an object of name -> nested list");
+  std::string names;
+  for (const auto& [name, t] : current) names += (names.empty() ? "" : ", ") + name;
+  StateDict state;
+  for (const auto& [name, value] : given.items()) {
+    auto it = current.find(name);
+    if (it == current.end())
+      bad("state." + name + " is not part of the state of method '" + method + "' (" +
+          (names.empty() ? std::string("it keeps no state") : "it has: " + names) + ")");
+    torch::Tensor t = tensor_field(value, it->second.scalar_type(), "state." + name);
+    if (t.sizes() != it->second.sizes())
+      bad("state." + name + " has shape " + shape_text(t) + ", the method's is " + shape_text(it->second));
+    state[name] = t.to(it->second.device());
+  }
+  return state;
+}
+
+}  // namespace
+
+json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
+  if (!request.is_object()) bad("expected a JSON object, got " + request.dump());
+  const std::string method = plugin.name();
+  if (request.contains("method") && request.at("method") != method)
+    bad("method " + request.at("method").dump() + " does not match the plugin given ('" + method + "')");
+  if (!(plugin.info->paradigms & kClassify))
+    bad("method '" + method + "' does not support the classify paradigm; the probe runs training_loss only");
+
+  // One step at the top level, or a list of steps; never both.
+  const bool listed = request.contains("steps");
+  if (listed)
+    for (std::string_view key : kStepKeys)
+      if (request.contains(key)) bad(std::string(key) + " at the top level cannot be combined with steps");
+  reject_unknown_keys(request, kRequestKeys, listed ? Keys() : Keys(kStepKeys), "the request");
+
+  torch::ScalarType dtype = torch::kDouble;
+  if (request.contains("dtype")) {
+    const json& d = request.at("dtype");
+    if (d == "float32") dtype = torch::kFloat;
+    else if (d != "float64") bad("dtype must be \"float32\" or \"float64\", got " + d.dump());
+  }
+
+  std::vector<Step> steps;
+  if (listed) {
+    const json& list = request.at("steps");
+    if (!list.is_array() || list.empty()) bad("steps must be a non-empty list of step objects");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string prefix = "steps[" + std::to_string(i) + "].";
+      if (!list[i].is_object()) bad(prefix.substr(0, prefix.size() - 1) + " must be an object");
+      reject_unknown_keys(list[i], kStepKeys, {}, prefix.substr(0, prefix.size() - 1));
+      steps.push_back(parse_step(list[i], prefix, dtype));
+    }
+  } else {
+    if (!request.contains("logits")) bad("logits is missing (give logits/labels at the top level, or steps)");
+    steps.push_back(parse_step(request, "", dtype));
+  }
+  const auto step_name = [&](std::size_t i) { return listed ? "steps[" + std::to_string(i) + "]." : std::string(); };
+
+  // Sizes: given, or implied by the steps; every step must agree with them.
+  const std::int64_t k = int_field(request, "num_classes", "", steps[0].logits.size(1), 1);
+  std::int64_t max_index = 0;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const Step& s = steps[i];
+    if (s.logits.size(1) != k)
+      bad(step_name(i) + "logits has " + std::to_string(s.logits.size(1)) + " columns, expected " +
+          std::to_string(k) + (request.contains("num_classes") ? " (num_classes)" : " (as the first step)"));
+    const auto* y = s.labels.data_ptr<std::int64_t>();
+    for (std::int64_t j = 0; j < s.labels.size(0); ++j)
+      if (y[j] < 0 || y[j] >= k)
+        bad(step_name(i) + "labels[" + std::to_string(j) + "] = " + std::to_string(y[j]) + " is outside [0, " +
+            std::to_string(k) + ")");
+    max_index = std::max(max_index, s.indices.max().item<std::int64_t>());
+  }
+  const std::int64_t n = int_field(request, "num_samples", "", max_index + 1, 1);
+  const std::int64_t total_epochs = int_field(request, "total_epochs", "", 1, 1);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].indices.max().item<std::int64_t>() >= n)
+      bad(step_name(i) + "indices has " + std::to_string(steps[i].indices.max().item<std::int64_t>()) +
+          ", not below num_samples " + std::to_string(n));
+    if (steps[i].epoch >= total_epochs)
+      bad(step_name(i) + "epoch " + std::to_string(steps[i].epoch) + " is not below total_epochs " +
+          std::to_string(total_epochs) + " (set total_epochs)");
+  }
+
+  const json params_json = request.value("params", json::object());
+  if (!params_json.is_object()) bad("params must be an object, got " + params_json.dump());
+  const Params params = plugins::resolve_params(*plugin.info, params_json.dump());
+
+  CollectingLogger logger;
+  CollectingSink sink;
+  const MethodContext ctx{params, logger, sink, kClassify, n, k, total_epochs, torch::Device(torch::kCPU), dtype};
+  plugins::MethodHandle handle(plugin);
+  handle.setup(ctx);
+  if (request.contains("state")) handle.load_state_dict(parse_state(request.at("state"), handle.state_dict(), method));
+
+  json out = {{"method", method},
+              {"version", plugin.info->version},
+              {"dtype", dtype == torch::kDouble ? "float64" : "float32"},
+              {"num_samples", n},
+              {"num_classes", k},
+              {"total_epochs", total_epochs},
+              {"params", json::object()}};
+  for (const auto& [name, value] : params.values())
+    out["params"][name] = std::visit([](const auto& x) { return json(x); }, value);
+  if (!sink.empty()) out["metrics"] = sink.take();
+
+  torch::AutoGradMode grad_mode(true);
+  json results = json::array();
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const Step& s = steps[i];
+    const auto step_index = static_cast<std::int64_t>(i);
+    // The paradigm ends an epoch before the first batch of the next one.
+    if (i > 0 && s.epoch != steps[i - 1].epoch)
+      handle.on_epoch_end(StepContext{steps[i - 1].epoch, total_epochs, step_index, logger, sink});
+
+    const torch::Tensor logits = s.logits.clone().requires_grad_(true);
+    Outputs outputs;
+    outputs.set("logits", logits);
+    const Batch batch{torch::Tensor(), s.labels, s.indices};
+    const StepContext step{s.epoch, total_epochs, step_index, logger, sink};
+
+    const torch::Tensor loss = handle.training_loss(batch, outputs, step);
+    if (!loss.defined() || loss.dim() != 0 || !loss.is_floating_point())
+      throw std::runtime_error("probe: method '" + method + "' returned " +
+                               (loss.defined() ? "a loss of shape " + shape_text(loss) : std::string("no loss")) +
+                               " at " + step_name(i) + "training_loss; expected a floating scalar");
+    if (!loss.requires_grad())
+      throw std::runtime_error("probe: method '" + method + "' returned a loss that does not depend on the logits");
+    loss.backward();
+    const torch::Tensor grad = logits.grad().defined() ? logits.grad() : torch::zeros_like(logits);
+    handle.after_optimizer_step(batch, outputs, step);
+
+    json r = {{"loss", tensor_to_json(loss)},
+              {"grad_logits", tensor_to_json(grad)},
+              {"state", state_to_json(handle.state_dict())}};
+    if (!sink.empty()) r["metrics"] = sink.take();
+    results.push_back(std::move(r));
+  }
+  out["steps"] = std::move(results);
+  if (!logger.empty()) out["log"] = logger.take();
+  return out;
+}
+
+json run_probe(const json& request) {
+  if (!request.is_object()) bad("expected a JSON object, got " + request.dump());
+  if (!request.contains("method") || !request.at("method").is_string()) bad("method is missing (a method name string)");
+  const std::string name = request.at("method").get<std::string>();
+  const plugins::LoadedPlugin* plugin = nullptr;
+  try {
+    plugin = &plugins::registry().get(name);
+  } catch (const plugins::PluginError& e) {
+    bad(e.what());
+  }
+  return run_probe(request, *plugin);
+}
+
+}  // namespace reglab::probe

@@ -1,0 +1,231 @@
+// query/compare.cpp — group completed runs and summarise a metric per group.
+//
+// Reads only the documented tables (runs, params, summaries), with the same
+// SQL a user would write, so `reglab compare` and a pandas notebook agree.
+#include "query/compare.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "util/util.h"
+
+namespace reglab::query {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Up to three names closest to `wanted`, for "did you mean" hints.
+std::vector<std::string> nearest(const std::string& wanted, const std::vector<std::string>& names) {
+  std::vector<std::pair<std::size_t, std::string>> scored;
+  for (const auto& n : names) {
+    const std::size_t d = util::edit_distance(wanted, n);
+    if (d <= std::max<std::size_t>(2, wanted.size() / 3)) scored.emplace_back(d, n);
+  }
+  std::sort(scored.begin(), scored.end());
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < scored.size() && i < 3; ++i) out.push_back(scored[i].second);
+  return out;
+}
+
+std::string did_you_mean(const std::string& wanted, const std::vector<std::string>& names) {
+  const auto near = nearest(wanted, names);
+  if (near.empty()) return "";
+  return " (did you mean '" + util::join(near, "', '") + "'?)";
+}
+
+std::optional<double> parse_number(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size()) return std::nullopt;
+  return v;
+}
+
+// A config value matches a `where` value when the texts are equal, or when
+// both are numbers with the same value ("0.10" matches 0.1, "1e-3" 0.001).
+bool where_matches(const std::string& stored, const std::optional<double>& stored_num,
+                   const std::string& wanted) {
+  if (stored == wanted) return true;
+  if (!stored_num) return false;
+  const auto w = parse_number(wanted);
+  return w && *w == *stored_num;
+}
+
+void fill_stats(GroupRow& g, const std::vector<double>& xs) {
+  g.n = static_cast<std::int64_t>(xs.size());
+  double sum = 0;
+  g.min = xs.front();
+  g.max = xs.front();
+  for (double x : xs) {
+    sum += x;
+    g.min = std::min(g.min, x);
+    g.max = std::max(g.max, x);
+  }
+  g.mean = sum / static_cast<double>(g.n);
+  if (g.n < 2) {
+    g.std = kNaN;
+    g.ci95 = kNaN;
+    return;
+  }
+  double ss = 0;
+  for (double x : xs) ss += (x - g.mean) * (x - g.mean);
+  g.std = std::sqrt(ss / static_cast<double>(g.n - 1));
+  g.ci95 = t_quantile_975(g.n - 1) * g.std / std::sqrt(static_cast<double>(g.n));
+}
+
+}  // namespace
+
+CompareResult compare(store::Store& store, const CompareOptions& options) {
+  if (options.summary != "final" && options.summary != "best") {
+    throw std::invalid_argument("compare: summary must be 'final' or 'best', got '" + options.summary + "'");
+  }
+  SQLite::Database& db = store.db();
+
+  const auto sweep = store.find_sweep(options.sweep);
+  if (!sweep) {
+    std::vector<std::string> names;
+    for (const auto& s : store.list_sweeps()) names.push_back(s.name);
+    if (names.empty()) {
+      throw std::runtime_error("unknown sweep '" + options.sweep + "': the database " + store.path().string() +
+                               " holds no sweeps yet");
+    }
+    throw std::runtime_error("unknown sweep '" + options.sweep + "'" + did_you_mean(options.sweep, names) +
+                             "; sweeps in " + store.path().string() + ": " + util::join(names, ", "));
+  }
+
+  // The metric value of every completed run that logged the metric.
+  std::map<std::int64_t, double> value_of;
+  {
+    SQLite::Statement q(db,
+                        "SELECT s.run_id, s.value FROM summaries s JOIN runs r ON r.id = s.run_id "
+                        "WHERE r.sweep_id = ? AND r.status = 'completed' AND s.key = ? AND s.kind = ? "
+                        "ORDER BY s.run_id");
+    q.bind(1, sweep->id);
+    q.bind(2, options.metric);
+    q.bind(3, options.summary);
+    while (q.executeStep()) {
+      value_of[q.getColumn(0).getInt64()] = q.getColumn(1).isNull() ? kNaN : q.getColumn(1).getDouble();
+    }
+  }
+  if (value_of.empty()) {
+    std::vector<std::string> present;
+    SQLite::Statement q(db,
+                        "SELECT DISTINCT s.key FROM summaries s JOIN runs r ON r.id = s.run_id "
+                        "WHERE r.sweep_id = ? AND r.status = 'completed' AND s.kind = ? ORDER BY s.key");
+    q.bind(1, sweep->id);
+    q.bind(2, options.summary);
+    while (q.executeStep()) present.push_back(q.getColumn(0).getString());
+    if (present.empty()) {
+      SQLite::Statement c(db, "SELECT status, count(*) FROM runs WHERE sweep_id = ? GROUP BY status ORDER BY status");
+      c.bind(1, sweep->id);
+      std::vector<std::string> counts;
+      while (c.executeStep()) {
+        counts.push_back(std::to_string(c.getColumn(1).getInt64()) + " " + c.getColumn(0).getString());
+      }
+      throw std::runtime_error("sweep '" + options.sweep + "' has no completed run with metrics yet (runs: " +
+                               (counts.empty() ? std::string("none") : util::join(counts, ", ")) + ")");
+    }
+    throw std::runtime_error("metric '" + options.metric + "' not found in the completed runs of sweep '" +
+                             options.sweep + "'" + did_you_mean(options.metric, present) +
+                             "; metrics present: " + util::join(present, ", "));
+  }
+
+  // The config keys we need: grouping keys, then filter keys.
+  std::vector<std::string> needed = options.by;
+  for (const auto& [k, v] : options.where) needed.push_back(k);
+  std::map<std::int64_t, std::map<std::string, std::pair<std::string, std::optional<double>>>> params;
+  std::set<std::string> all_keys;
+  {
+    SQLite::Statement q(db,
+                        "SELECT p.run_id, p.key, p.value, p.value_num FROM params p JOIN runs r ON r.id = p.run_id "
+                        "WHERE r.sweep_id = ? AND r.status = 'completed'");
+    q.bind(1, sweep->id);
+    const std::set<std::string> wanted(needed.begin(), needed.end());
+    while (q.executeStep()) {
+      std::string key = q.getColumn(1).getString();
+      if (wanted.count(key) == 0) {
+        all_keys.insert(std::move(key));
+        continue;
+      }
+      std::optional<double> num;
+      if (!q.getColumn(3).isNull()) num = q.getColumn(3).getDouble();
+      all_keys.insert(key);
+      params[q.getColumn(0).getInt64()][key] = {q.getColumn(2).getString(), num};
+    }
+  }
+  for (const auto& k : needed) {
+    if (all_keys.count(k) == 0) {
+      const std::vector<std::string> keys(all_keys.begin(), all_keys.end());
+      throw std::runtime_error("config key '" + k + "' is not set in any completed run of sweep '" +
+                               options.sweep + "'" + did_you_mean(k, keys) +
+                               " (`reglab show <run>` lists a run's config keys)");
+    }
+  }
+
+  CompareResult result;
+  result.options = options;
+  result.lower_is_better = lower_is_better(options.metric);
+
+  std::map<std::vector<std::string>, std::vector<double>> groups;
+  for (const auto& [run_id, value] : value_of) {
+    const auto& p = params[run_id];
+    bool keep = true;
+    for (const auto& [k, v] : options.where) {
+      const auto it = p.find(k);
+      if (it == p.end() || !where_matches(it->second.first, it->second.second, v)) {
+        keep = false;
+        break;
+      }
+    }
+    if (!keep) continue;
+    std::vector<std::string> values;
+    for (const auto& k : options.by) {
+      const auto it = p.find(k);
+      values.push_back(it == p.end() ? "(unset)" : it->second.first);
+    }
+    groups[values].push_back(value);
+  }
+
+  if (groups.empty()) {
+    // Only `where` can empty the selection: say which values do exist.
+    std::string present;
+    for (const auto& [k, v] : options.where) {
+      std::set<std::string> seen;
+      for (const auto& [run_id, value] : value_of) {
+        const auto it = params[run_id].find(k);
+        if (it != params[run_id].end()) seen.insert(it->second.first);
+      }
+      present += "; " + k + " takes: " + util::join(std::vector<std::string>(seen.begin(), seen.end()), ", ");
+    }
+    std::vector<std::string> conds;
+    for (const auto& [k, v] : options.where) conds.push_back(k + "=" + v);
+    throw std::runtime_error("no completed run of sweep '" + options.sweep + "' with metric '" + options.metric +
+                             "' matches " + util::join(conds, ", ") + present);
+  }
+  for (const auto& [values, xs] : groups) {
+    GroupRow g;
+    g.values = values;
+    fill_stats(g, xs);
+    result.rows.push_back(std::move(g));
+  }
+  // Best first; groups whose mean is NaN (a diverged run) go last. Ties keep
+  // the order of the group values, so the output is deterministic.
+  const bool lower = result.lower_is_better;
+  std::stable_sort(result.rows.begin(), result.rows.end(), [lower](const GroupRow& a, const GroupRow& b) {
+    const bool an = std::isnan(a.mean), bn = std::isnan(b.mean);
+    if (an != bn) return bn;
+    if (an) return false;
+    return lower ? a.mean < b.mean : a.mean > b.mean;
+  });
+  if (!result.rows.empty() && !std::isnan(result.rows.front().mean)) result.rows.front().best = true;
+  return result;
+}
+
+}  // namespace reglab::query

@@ -1,0 +1,53 @@
+// query/compare.h — grouped comparison of runs over seeds.
+//
+// Groups the completed runs of a sweep by the values of chosen config keys
+// (dotted, e.g. "method.name") and reports, per group, the mean, sample
+// standard deviation (n−1), the 95% confidence interval of the mean
+// (Student t, n−1 degrees of freedom) and n. The metric value of a run is its
+// summary: "final" (last logged value, default) or "best". The best group is
+// the highest mean, or the lowest for metrics where lower is better (keys
+// ending in loss, nll, ece, err, error, aurc). No torch.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+namespace reglab::query {
+
+struct CompareOptions {
+  std::string sweep;
+  std::string metric = "test.acc";
+  std::vector<std::string> by = {"method.name"};
+  std::string summary = "final";  // "final" | "best"
+  std::vector<std::pair<std::string, std::string>> where;  // config key == value (as text)
+};
+
+struct GroupRow {
+  std::vector<std::string> values;  // one per `by` key
+  std::int64_t n = 0;
+  double mean = 0, std = 0, ci95 = 0;  // ci95 is the half-width; NaN std/ci for n < 2
+  double min = 0, max = 0;
+  bool best = false;
+};
+
+struct CompareResult {
+  CompareOptions options;
+  bool lower_is_better = false;
+  std::vector<GroupRow> rows;  // sorted by mean, best first
+};
+
+// Throws std::runtime_error naming the sweep when it does not exist, and the
+// metric when no completed run has it (listing the metrics that exist).
+CompareResult compare(store::Store& store, const CompareOptions& options);
+
+// "table" (aligned text), "markdown", "csv", "json".
+std::string format(const CompareResult& result, const std::string& format);
+
+bool lower_is_better(const std::string& metric);
+// Two-sided 97.5% quantile of Student's t with `dof` degrees of freedom.
+double t_quantile_975(std::int64_t dof);
+
+}  // namespace reglab::query

@@ -1,0 +1,275 @@
+#include "runner/scheduler.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <thread>
+
+#include "runner/progress.h"
+#include "runner/trial.h"
+#include "store/store.h"
+#include "util/util.h"
+
+namespace reglab::runner {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<int> g_stop_requests{0};
+extern "C" void on_coordinator_signal(int) { g_stop_requests.fetch_add(1); }
+
+// Installs the coordinator's SIGINT/SIGTERM handlers for the duration of a
+// sweep (no SA_RESTART, so poll() wakes up) and restores the old ones.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_requests = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_coordinator_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+struct Child {
+  pid_t pid = -1;
+  int out_fd = -1;  // the worker's stdout: progress lines
+  std::int64_t run_id = 0;
+  std::string label;
+  fs::path log_path;
+  std::string buffer;
+  std::chrono::steady_clock::time_point start;
+  bool timed_out = false;
+  bool killed_by_us = false;
+};
+
+struct Pending {
+  std::int64_t run_id;
+  std::string label;
+  std::string key;
+};
+
+std::string describe_exit(int status) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    return "worker killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
+  }
+  if (WIFEXITED(status)) return "worker exited with code " + std::to_string(WEXITSTATUS(status)) + " without recording a result";
+  return "worker ended abnormally";
+}
+
+Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs::path& log_path, int threads) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    throw std::runtime_error("cannot open " + log_path.string() + ": " + std::strerror(errno));
+  }
+  std::string exe_s = exe.string(), db_s = db.string(), run_s = std::to_string(p.run_id),
+              threads_s = std::to_string(threads), spawned_s = std::to_string(util::now_seconds());
+  std::vector<char*> argv = {exe_s.data(), const_cast<char*>("_trial"), const_cast<char*>("--db"), db_s.data(),
+                             const_cast<char*>("--run"), run_s.data(), const_cast<char*>("--threads"),
+                             threads_s.data(), const_cast<char*>("--spawned-at"), spawned_s.data(), nullptr};
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // Only async-signal-safe calls until exec. The worker dies with us.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    dup2(fds[1], STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  close(log_fd);
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  Child c;
+  c.pid = pid;
+  c.out_fd = fds[0];
+  c.run_id = p.run_id;
+  c.label = p.label;
+  c.log_path = log_path;
+  c.start = std::chrono::steady_clock::now();
+  return c;
+}
+
+// Reads whatever the worker wrote and forwards complete progress lines.
+void drain(Child& c, Progress& progress) {
+  char buf[4096];
+  while (true) {
+    ssize_t n = read(c.out_fd, buf, sizeof buf);
+    if (n <= 0) break;
+    c.buffer.append(buf, static_cast<std::size_t>(n));
+  }
+  std::size_t pos;
+  while ((pos = c.buffer.find('\n')) != std::string::npos) {
+    std::string line = c.buffer.substr(0, pos);
+    c.buffer.erase(0, pos + 1);
+    if (!util::starts_with(line, kProgressPrefix)) continue;
+    try {
+      auto j = config::Json::parse(line.substr(std::strlen(kProgressPrefix)));
+      progress.epoch(c.run_id, j.value("epoch", 0), j.value("epochs", 0), j.value("metric", ""), j.value("value", 0.0));
+    } catch (const std::exception&) {
+      // A malformed progress line only costs the display an update.
+    }
+  }
+}
+
+}  // namespace
+
+SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
+  SchedulerResult result;
+  result.total = static_cast<int>(sw.trials.size());
+  store::Store store(opt.db);
+  const std::string host = util::hostname();
+  const std::int64_t sweep_id = store.upsert_sweep(sw.name, sw.description, sw.toml_text);
+  result.recovered_stale = store.recover_stale_runs(sweep_id, host, 600.0);
+
+  std::deque<Pending> queue;
+  for (const auto& t : sw.trials) {
+    const std::string method = t.config.contains("method") ? t.config["method"].value("name", "") : "";
+    const std::int64_t id = store.ensure_run(sweep_id, t.key, t.label, t.config.dump(), method);
+    auto run = store.get_run(id);
+    switch (run->status) {
+      case store::RunStatus::kCompleted: ++result.skipped_completed; break;
+      case store::RunStatus::kFailed:
+        if (opt.retry_failed)
+          queue.push_back({id, t.label, t.key});
+        else
+          ++result.skipped_failed;
+        break;
+      default: queue.push_back({id, t.label, t.key}); break;
+    }
+  }
+
+  const fs::path exe = opt.worker_exe.empty() ? fs::read_symlink("/proc/self/exe") : opt.worker_exe;
+  const int jobs = std::max(1, opt.jobs);
+  const int hw = opt.threads_total > 0 ? opt.threads_total : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads = std::max(1, hw / jobs);
+#ifdef REGLAB_SOURCE_DIR
+  const std::string git_rev = util::git_revision(REGLAB_SOURCE_DIR);
+#else
+  const std::string git_rev = "unknown";
+#endif
+
+  Progress progress(sw.name, static_cast<int>(queue.size()), opt.live_display);
+  if (result.recovered_stale > 0)
+    progress.message(std::to_string(result.recovered_stale) + " run(s) left running by a previous coordinator were marked interrupted and will be resumed");
+  if (result.skipped_completed > 0 || result.skipped_failed > 0)
+    progress.message("skipping " + std::to_string(result.skipped_completed) + " completed run(s)" +
+                     (result.skipped_failed ? ", " + std::to_string(result.skipped_failed) +
+                                                  " failed run(s) (use --retry-failed to run them again)"
+                                            : std::string()));
+
+  StopSignals signals;
+  int handled_stops = 0;
+  std::map<pid_t, Child> children;
+
+  auto finish = [&](Child& c, int status) {
+    drain(c, progress);
+    close(c.out_fd);
+    auto run = store.get_run(c.run_id);
+    store::RunStatus st = run ? run->status : store::RunStatus::kRunning;
+    std::string detail;
+    if (st == store::RunStatus::kRunning || st == store::RunStatus::kPending) {
+      if (c.killed_by_us && !c.timed_out) {
+        st = store::RunStatus::kInterrupted;
+        store.mark_finished(c.run_id, st, "killed after a second interrupt");
+      } else {
+        std::string why = c.timed_out ? "timed out after " + std::to_string(static_cast<long>(opt.trial_timeout_s)) +
+                                            " s (--trial-timeout); worker killed"
+                                      : describe_exit(status);
+        st = store::RunStatus::kFailed;
+        store.mark_finished(c.run_id, st, why + "\n\nlog tail:\n" + util::tail_file(c.log_path, 30));
+        detail = why;
+      }
+    } else if (st == store::RunStatus::kFailed && run) {
+      detail = run->error.substr(0, run->error.find('\n'));
+    }
+    switch (st) {
+      case store::RunStatus::kCompleted: ++result.completed; progress.finished(c.run_id, "done", ""); break;
+      case store::RunStatus::kInterrupted: ++result.interrupted; progress.finished(c.run_id, "interrupted", ""); break;
+      default: ++result.failed; progress.finished(c.run_id, "failed", detail + " (log: " + c.log_path.string() + ")"); break;
+    }
+  };
+
+  while (true) {
+    const int stops = g_stop_requests.load();
+    if (stops > handled_stops) {
+      if (handled_stops == 0) {
+        progress.message("interrupt: no new trials; asking running trials to save and stop (Ctrl-C again to kill them)");
+        for (auto& [pid, c] : children) kill(pid, SIGINT);
+      } else {
+        for (auto& [pid, c] : children) {
+          c.killed_by_us = true;
+          kill(pid, SIGKILL);
+        }
+      }
+      handled_stops = stops;
+      result.stopped_by_user = true;
+    }
+    while (handled_stops == 0 && static_cast<int>(children.size()) < jobs && !queue.empty()) {
+      Pending p = queue.front();
+      queue.pop_front();
+      auto run = store.get_run(p.run_id);
+      const fs::path dir = run_directory(opt.db, sw.name, p.key);
+      fs::create_directories(dir);
+      const fs::path log_path = dir / "trial.log";
+      Child c = spawn(exe, opt.db, p, log_path, threads);
+      store.mark_running(p.run_id, c.pid, host, git_rev, log_path.string());
+      progress.started(p.run_id, p.label);
+      children.emplace(c.pid, std::move(c));
+    }
+    if (children.empty()) break;
+
+    std::vector<pollfd> fds;
+    for (auto& [pid, c] : children) fds.push_back({c.out_fd, POLLIN, 0});
+    poll(fds.data(), fds.size(), 200);
+    for (auto& [pid, c] : children) drain(c, progress);
+
+    int status = 0;
+    pid_t done;
+    while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
+      auto it = children.find(done);
+      if (it == children.end()) continue;
+      finish(it->second, status);
+      children.erase(it);
+    }
+    if (opt.trial_timeout_s > 0) {
+      auto now = std::chrono::steady_clock::now();
+      for (auto& [pid, c] : children) {
+        if (!c.timed_out && std::chrono::duration<double>(now - c.start).count() > opt.trial_timeout_s) {
+          c.timed_out = true;
+          kill(pid, SIGKILL);
+        }
+      }
+    }
+    progress.tick();
+  }
+  if (result.stopped_by_user) result.interrupted += 0;  // runs never started stay pending for the next run
+  return result;
+}
+
+}  // namespace reglab::runner

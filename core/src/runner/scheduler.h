@@ -1,0 +1,48 @@
+// runner/scheduler.h — runs a sweep's trials as child processes.
+//
+// For each trial the store holds one run, keyed by (sweep, trial key). A run
+// already completed is skipped; failed runs are skipped unless retry_failed;
+// pending, interrupted and stale runs (left 'running' by a coordinator that
+// died) are run. Each trial runs in its own worker process (runner/trial.h),
+// `jobs` at once, each with an equal share of the intra-op threads. A worker
+// that crashes, is killed, or runs past `trial_timeout_s` is recorded as
+// failed with the reason and the tail of its log; the sweep goes on.
+//
+// Ctrl-C (SIGINT) stops dispatch and asks running workers to stop; they
+// record what they have and mark their runs interrupted. A second Ctrl-C
+// kills them. Workers die with the coordinator (PR_SET_PDEATHSIG), so a
+// `kill -9` of the coordinator leaves stale runs that the next run recovers.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "sweep/sweep.h"
+
+namespace reglab::runner {
+
+struct SchedulerOptions {
+  std::filesystem::path db = "results/reglab.db";
+  std::filesystem::path worker_exe;   // the reglab binary (default: this process's)
+  int jobs = 1;
+  int threads_total = 0;              // 0 = hardware concurrency
+  bool retry_failed = false;
+  double trial_timeout_s = 0;         // 0 = none
+  bool live_display = false;          // redraw a status block (terminal) or print log lines
+};
+
+struct SchedulerResult {
+  int total = 0;
+  int skipped_completed = 0;
+  int skipped_failed = 0;
+  int completed = 0;
+  int failed = 0;
+  int interrupted = 0;
+  int recovered_stale = 0;
+  bool stopped_by_user = false;
+};
+
+SchedulerResult run_sweep(const sweep::Sweep& sweep, const SchedulerOptions& options);
+
+}  // namespace reglab::runner

@@ -1,0 +1,117 @@
+#include "runner/trial.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "paradigms/classify.h"
+#include "runner/trial_env.h"
+#include "store/store.h"
+#include "util/util.h"
+
+namespace reglab::runner {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_stop_signal(int) { g_interrupted.store(true); }
+
+// The plugins' Logger, writing to the trial's spdlog logger.
+class SpdLogger final : public Logger {
+ public:
+  explicit SpdLogger(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
+  void log(LogLevel level, std::string_view message) override {
+    switch (level) {
+      case LogLevel::kDebug: logger_->debug(message); break;
+      case LogLevel::kInfo: logger_->info(message); break;
+      case LogLevel::kWarn: logger_->warn(message); break;
+      case LogLevel::kError: logger_->error(message); break;
+    }
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+}  // namespace
+
+fs::path run_directory(const fs::path& db, const std::string& sweep, const std::string& key) {
+  fs::path base = db.parent_path().empty() ? fs::path(".") : db.parent_path();
+  return base / "runs" / sweep / key;
+}
+
+int run_trial_process(const TrialProcessOptions& options) {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  at::set_num_threads(std::max(1, options.threads));
+
+  store::Store store(options.db);
+  auto run = store.get_run(options.run_id);
+  if (!run) {
+    std::cerr << "reglab: no run " << options.run_id << " in " << options.db << "\n";
+    return 1;
+  }
+  const fs::path run_dir = run_directory(options.db, run->sweep_name, run->key);
+  fs::create_directories(run_dir);
+  const fs::path log_path = run->log_path.empty() ? run_dir / "trial.log" : fs::path(run->log_path);
+
+  // A logger of our own, never registered globally (plugins must not find it
+  // through spdlog's registry either).
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_path.string(), /*truncate=*/false);
+  auto logger = std::make_shared<spdlog::logger>("trial", sink);
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  logger->set_level(spdlog::level::info);
+  logger->flush_on(spdlog::level::info);
+  SpdLogger log(logger);
+  log.info("run " + std::to_string(run->id) + " key " + run->key + " (" + run->label + ") attempt " +
+           std::to_string(run->attempts) + ", " + std::to_string(options.threads) + " thread(s), pid " +
+           std::to_string(getpid()));
+
+  MetricRecorder recorder(&store, run->id);
+  TrialEnv env{config::Json::parse(run->config_json), log, recorder, run_dir,
+               [] { return g_interrupted.load(); },
+               [](const config::Json& progress) {
+                 std::cout << kProgressPrefix << progress.dump() << std::endl;
+               },
+               [&] { store.heartbeat(run->id); },
+               [&](const std::string&, const std::string& version) { store.set_method_version(run->id, version); },
+               [&](const std::string& kind, const fs::path& file) {
+                 store.add_artifact({run->id, kind, file.string(), util::fnv1a64_hex(util::read_file(file))});
+               },
+               options.spawned_at};
+  auto fail = [&](const std::string& what) {
+    log.log(LogLevel::kError, what);
+    logger->flush();
+    store.mark_finished(run->id, store::RunStatus::kFailed, what + "\n\nlog tail:\n" + util::tail_file(log_path, 30));
+    return 1;
+  };
+  try {
+    const std::string paradigm = env.config.at("task").value("paradigm", std::string("classify"));
+    if (paradigm != "classify") return fail("paradigm '" + paradigm + "' is not available in this build");
+    paradigms::run_classify(env);
+    recorder.flush();
+    store.write_summaries(run->id);
+    store.mark_finished(run->id, store::RunStatus::kCompleted, "");
+    log.info("completed");
+    return 0;
+  } catch (const Interrupted&) {
+    recorder.flush();
+    log.warn("interrupted; the last checkpoint will be resumed by the next run of the sweep");
+    store.mark_finished(run->id, store::RunStatus::kInterrupted, "interrupted by the user");
+    return kExitInterrupted;
+  } catch (const c10::Error& e) {
+    return fail(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+}
+
+}  // namespace reglab::runner

@@ -1,0 +1,33 @@
+// runner/trial.h — one trial, run inside its own worker process.
+//
+// The coordinator starts `reglab _trial --db DB --run ID --threads T` for each
+// trial. The worker reads the run's resolved configuration from the store,
+// logs to the run's log file, runs the paradigm and records the outcome:
+// completed (with summaries), failed (error and log tail) or interrupted
+// (SIGINT/SIGTERM; the last checkpoint lets a later run resume). Progress goes
+// to stdout as lines "@reglab {json}" for the coordinator's display.
+// Exit codes: 0 completed, 1 failed, 130 interrupted.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+namespace reglab::runner {
+
+inline constexpr int kExitInterrupted = 130;
+inline constexpr const char* kProgressPrefix = "@reglab ";
+
+struct TrialProcessOptions {
+  std::filesystem::path db;
+  std::int64_t run_id = 0;
+  int threads = 1;
+  double spawned_at = 0;  // wall-clock seconds when the coordinator forked (0 = unknown)
+};
+
+int run_trial_process(const TrialProcessOptions& options);
+
+// The folder of a run's files: <db folder>/runs/<sweep>/<key>/.
+std::filesystem::path run_directory(const std::filesystem::path& db, const std::string& sweep,
+                                    const std::string& key);
+
+}  // namespace reglab::runner

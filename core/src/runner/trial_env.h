@@ -1,0 +1,69 @@
+// runner/trial_env.h — what a paradigm gets from the runner for one trial.
+//
+// The paradigm owns the training loop; the environment gives it the trial's
+// configuration, a logger (the trial's log file), a metric recorder that
+// batches points into the store, the folder for its checkpoints, a way to
+// report progress to the coordinator, and the interrupt flag to poll between
+// steps. Single-threaded.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "reglab/method.h"
+#include "store/store.h"
+
+namespace reglab::runner {
+
+// Raised by a paradigm when the interrupt flag was seen; the trial is then
+// recorded as interrupted (its checkpoint lets a later run resume).
+class Interrupted : public std::runtime_error {
+ public:
+  Interrupted() : std::runtime_error("interrupted") {}
+};
+
+// Buffers metric points and writes them to the store in one transaction per
+// flush (the paradigm flushes once per epoch).
+class MetricRecorder final : public MetricSink {
+ public:
+  MetricRecorder(store::Store* store, std::int64_t run_id) : store_(store), run_id_(run_id) {}
+  void record(std::string_view key, double value, std::int64_t step) override {
+    points_.push_back({std::string(key), step, value});
+  }
+  void flush() {
+    if (store_ != nullptr && !points_.empty()) store_->add_metrics(run_id_, points_);
+    points_.clear();
+  }
+  const std::vector<store::MetricPoint>& pending() const { return points_; }
+
+ private:
+  store::Store* store_;
+  std::int64_t run_id_;
+  std::vector<store::MetricPoint> points_;
+};
+
+struct TrialEnv {
+  config::Json config;                 // the resolved trial configuration
+  Logger& log;
+  MetricRecorder& metrics;
+  std::filesystem::path run_dir;       // checkpoints live here (created by the runner)
+  std::function<bool()> interrupted;   // true once Ctrl-C was pressed
+  // Progress for the coordinator's display: epoch, total, latest metrics.
+  std::function<void(const config::Json&)> report;
+  // Called after each epoch's metrics are flushed (heartbeat in the store).
+  std::function<void()> heartbeat;
+  // Records the method plugin's version once it is known.
+  std::function<void(const std::string& name, const std::string& version)> method_version;
+  // Records a file the trial produced (kind: "checkpoint", ...) with its checksum.
+  std::function<void(const std::string& kind, const std::filesystem::path& file)> artifact;
+  // Wall-clock seconds when the coordinator started this worker (0 = unknown);
+  // the paradigm records time.startup_s = first step done − spawned_at.
+  double spawned_at = 0;
+};
+
+}  // namespace reglab::runner

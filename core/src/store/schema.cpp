@@ -1,0 +1,173 @@
+// store/schema.cpp — schema version 1 and the migration runner.
+#include "store/schema.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "store/store.h"
+
+namespace reglab::store {
+namespace {
+
+// Version 1: every table. IF NOT EXISTS so that a file that already holds some
+// of the tables but no version (an interrupted first open, an older tool that
+// never wrote meta) is completed rather than refused.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sweeps (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  description TEXT NOT NULL DEFAULT '',
+  toml        TEXT NOT NULL DEFAULT '',
+  created_at  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+  id             INTEGER PRIMARY KEY,
+  sweep_id       INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+  key            TEXT NOT NULL,
+  label          TEXT NOT NULL DEFAULT '',
+  status         TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'running', 'completed', 'failed', 'interrupted')),
+  config_json    TEXT NOT NULL,
+  method_name    TEXT NOT NULL DEFAULT '',
+  method_version TEXT NOT NULL DEFAULT '',
+  host           TEXT NOT NULL DEFAULT '',
+  git_rev        TEXT NOT NULL DEFAULT '',
+  pid            INTEGER NOT NULL DEFAULT 0,
+  attempts       INTEGER NOT NULL DEFAULT 0,
+  created_at     TEXT NOT NULL,
+  started_at     TEXT,
+  finished_at    TEXT,
+  heartbeat_at   TEXT,
+  duration_s     REAL,
+  error          TEXT NOT NULL DEFAULT '',
+  log_path       TEXT NOT NULL DEFAULT '',
+  UNIQUE (sweep_id, key)
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (sweep_id, status);
+
+CREATE TABLE IF NOT EXISTS params (
+  run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  value_num REAL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS params_key ON params (key, value);
+
+-- The primary key is the (run_id, key, step) uniqueness and the index in
+-- one B-tree: WITHOUT ROWID makes a batched insert about 1.6x faster than a
+-- rowid table with a separate UNIQUE index.
+CREATE TABLE IF NOT EXISTS metrics (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  step   INTEGER NOT NULL,
+  value  REAL,
+  time   REAL NOT NULL,
+  PRIMARY KEY (run_id, key, step)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS summaries (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  kind   TEXT NOT NULL CHECK (kind IN ('final', 'best')),
+  value  REAL,
+  step   INTEGER NOT NULL,
+  PRIMARY KEY (run_id, key, kind)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS summaries_key ON summaries (key, kind);
+
+CREATE TABLE IF NOT EXISTS artifacts (
+  id         INTEGER PRIMARY KEY,
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  kind       TEXT NOT NULL,
+  path       TEXT NOT NULL,
+  checksum   TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifacts_run ON artifacts (run_id);
+)sql";
+
+bool has_table(SQLite::Database& db, const char* name) {
+  SQLite::Statement q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+  q.bind(1, name);
+  return q.executeStep();
+}
+
+void write_version(SQLite::Database& db, int version) {
+  SQLite::Statement q(db,
+                      "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+  q.bind(1, std::to_string(version));
+  q.exec();
+}
+
+}  // namespace
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> steps = {
+      {1, "create sweeps, runs, params, metrics, summaries, artifacts",
+       [](SQLite::Database& db) { db.exec(kSchemaV1); }},
+  };
+  return steps;
+}
+
+int read_schema_version(SQLite::Database& db) {
+  if (!has_table(db, "meta")) return 0;
+  SQLite::Statement q(db, "SELECT value FROM meta WHERE key = 'schema_version'");
+  if (!q.executeStep()) return 0;
+  const std::string text = q.getColumn(0).getString();
+  try {
+    std::size_t used = 0;
+    const int v = std::stoi(text, &used);
+    if (used == text.size() && v >= 0) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::runtime_error("meta.schema_version is '" + text + "', not a version number");
+}
+
+void migrate(SQLite::Database& db, const std::vector<Migration>& steps,
+             const std::filesystem::path& path) {
+  const int newest = steps.empty() ? 0 : steps.back().version;
+  auto version = [&] {
+    try {
+      return read_schema_version(db);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("results database " + path.string() + ": " + e.what());
+    }
+  };
+  for (const Migration& step : steps) {
+    // Cheap check outside the lock first: an up-to-date database (the common
+    // case) takes no write lock at all.
+    if (version() >= step.version) continue;
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    const int current = version();  // another process may have moved it
+    if (current >= step.version) continue;         // tx rolls back: nothing was written
+    try {
+      step.apply(db);
+      if (!has_table(db, "meta")) db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+      write_version(db, step.version);
+      tx.commit();
+    } catch (const std::exception& e) {
+      throw std::runtime_error("results database " + path.string() + ": migration to schema version " +
+                               std::to_string(step.version) + " (" + step.description +
+                               ") failed: " + e.what());
+    }
+  }
+  const int final_version = version();
+  if (final_version > newest) {
+    throw std::runtime_error("results database " + path.string() + " has schema version " +
+                             std::to_string(final_version) + ", newer than this reglab build (" +
+                             std::to_string(newest) +
+                             "); use a newer reglab or a different --db file");
+  }
+}
+
+}  // namespace reglab::store

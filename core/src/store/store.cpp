@@ -1,0 +1,582 @@
+// store/store.cpp — the SQLite results store.
+//
+// Every write is one IMMEDIATE transaction: the write lock is taken at BEGIN,
+// so a busy database makes us wait (busy_timeout) instead of failing later
+// when a read transaction tries to upgrade (SQLITE_BUSY_SNAPSHOT, which the
+// busy handler cannot resolve).
+#include "store/store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <limits>
+#include <map>
+#include <stdexcept>
+#include <system_error>
+
+#include "query/compare.h"
+#include "store/flatten.h"
+#include "store/schema.h"
+#include "util/util.h"
+
+namespace reglab::store {
+namespace {
+
+constexpr const char* kRunColumns =
+    "r.id, r.sweep_id, s.name, r.key, r.label, r.status, r.config_json, r.method_name, "
+    "r.method_version, r.host, r.git_rev, r.pid, r.attempts, r.created_at, r.started_at, "
+    "r.finished_at, r.heartbeat_at, r.duration_s, r.error, r.log_path "
+    "FROM runs r JOIN sweeps s ON s.id = r.sweep_id";
+
+RunRow read_run(SQLite::Statement& q) {
+  RunRow r;
+  r.id = q.getColumn(0).getInt64();
+  r.sweep_id = q.getColumn(1).getInt64();
+  r.sweep_name = q.getColumn(2).getString();
+  r.key = q.getColumn(3).getString();
+  r.label = q.getColumn(4).getString();
+  r.status = run_status_from_string(q.getColumn(5).getString());
+  r.config_json = q.getColumn(6).getString();
+  r.method_name = q.getColumn(7).getString();
+  r.method_version = q.getColumn(8).getString();
+  r.host = q.getColumn(9).getString();
+  r.git_rev = q.getColumn(10).getString();
+  r.pid = q.getColumn(11).getInt64();
+  r.attempts = q.getColumn(12).getInt();
+  r.created_at = q.getColumn(13).getString();
+  r.started_at = q.getColumn(14).getString();
+  r.finished_at = q.getColumn(15).getString();
+  r.heartbeat_at = q.getColumn(16).getString();
+  r.duration_s = q.getColumn(17).getDouble();
+  r.error = q.getColumn(18).getString();
+  r.log_path = q.getColumn(19).getString();
+  return r;
+}
+
+SweepRow read_sweep(SQLite::Statement& q) {
+  SweepRow s;
+  s.id = q.getColumn(0).getInt64();
+  s.name = q.getColumn(1).getString();
+  s.description = q.getColumn(2).getString();
+  s.toml = q.getColumn(3).getString();
+  s.created_at = q.getColumn(4).getString();
+  return s;
+}
+
+// NULL (how SQLite stores NaN) reads back as NaN.
+double read_real(const SQLite::Column& c) {
+  return c.isNull() ? std::numeric_limits<double>::quiet_NaN() : c.getDouble();
+}
+
+void bind_real(SQLite::Statement& q, int index, double v) {
+  if (std::isnan(v)) {
+    q.bind(index);  // NULL
+  } else {
+    q.bind(index, v);
+  }
+}
+
+bool is_digits(const std::string& s) {
+  if (s.empty() || s.size() > 18) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// kill(pid, 0) probes without signalling: ESRCH means no such process, EPERM
+// means it exists but belongs to someone else (still alive).
+bool pid_alive(std::int64_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(static_cast<pid_t>(pid), 0) == 0) return true;
+  return errno != ESRCH;
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", s);
+  return buf;
+}
+
+}  // namespace
+
+const char* to_string(RunStatus s) {
+  switch (s) {
+    case RunStatus::kPending: return "pending";
+    case RunStatus::kRunning: return "running";
+    case RunStatus::kCompleted: return "completed";
+    case RunStatus::kFailed: return "failed";
+    case RunStatus::kInterrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+RunStatus run_status_from_string(const std::string& s) {
+  if (s == "pending") return RunStatus::kPending;
+  if (s == "running") return RunStatus::kRunning;
+  if (s == "completed") return RunStatus::kCompleted;
+  if (s == "failed") return RunStatus::kFailed;
+  if (s == "interrupted") return RunStatus::kInterrupted;
+  throw std::invalid_argument("unknown run status '" + s +
+                              "' (expected pending, running, completed, failed or interrupted)");
+}
+
+Store::Store(const std::filesystem::path& path) : path_(path) {
+  try {
+    if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
+    db_ = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
+                                             kBusyTimeoutMs);
+    // WAL: readers never block the writer and vice versa. synchronous=NORMAL
+    // is the documented safe pairing with WAL (no corruption; a power cut may
+    // lose the last commits) and keeps commits free of fsync.
+    db_->exec("PRAGMA journal_mode = WAL");
+    db_->exec("PRAGMA synchronous = NORMAL");
+    db_->exec("PRAGMA foreign_keys = ON");
+    // 32 MiB of page cache (grown only as used) keeps a large metric batch's
+    // B-tree pages in memory.
+    db_->exec("PRAGMA cache_size = -32768");
+    migrate(*db_, migrations(), path_);
+  } catch (const SQLite::Exception& e) {
+    throw std::runtime_error("cannot open results database " + path_.string() + ": " + e.what());
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw std::runtime_error("cannot create the folder of results database " + path_.string() + ": " +
+                             e.what());
+  }
+}
+
+Store::~Store() = default;
+
+// --- sweeps ---------------------------------------------------------------
+
+std::int64_t Store::upsert_sweep(const std::string& name, const std::string& description,
+                                 const std::string& toml) {
+  if (name.empty()) throw std::invalid_argument("sweep name must not be empty");
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement up(*db_,
+                       "INSERT INTO sweeps (name, description, toml, created_at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (name) DO UPDATE SET description = excluded.description, "
+                       "toml = excluded.toml");
+  up.bind(1, name);
+  up.bind(2, description);
+  up.bind(3, toml);
+  up.bind(4, util::now_iso8601());
+  up.exec();
+  SQLite::Statement q(*db_, "SELECT id FROM sweeps WHERE name = ?");
+  q.bind(1, name);
+  q.executeStep();
+  const std::int64_t id = q.getColumn(0).getInt64();
+  tx.commit();
+  return id;
+}
+
+std::optional<SweepRow> Store::find_sweep(const std::string& name) {
+  SQLite::Statement q(*db_, "SELECT id, name, description, toml, created_at FROM sweeps WHERE name = ?");
+  q.bind(1, name);
+  if (!q.executeStep()) return std::nullopt;
+  return read_sweep(q);
+}
+
+std::vector<SweepRow> Store::list_sweeps() {
+  SQLite::Statement q(*db_, "SELECT id, name, description, toml, created_at FROM sweeps ORDER BY id");
+  std::vector<SweepRow> out;
+  while (q.executeStep()) out.push_back(read_sweep(q));
+  return out;
+}
+
+// --- runs -----------------------------------------------------------------
+
+std::int64_t Store::ensure_run(std::int64_t sweep_id, const std::string& key, const std::string& label,
+                               const std::string& config_json, const std::string& method_name) {
+  std::vector<FlatParam> flat;
+  try {
+    flat = flatten_config(config_json);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("run '" + key + "': " + e.what());
+  }
+  auto existing = [&]() -> std::optional<std::int64_t> {
+    SQLite::Statement q(*db_, "SELECT id FROM runs WHERE sweep_id = ? AND key = ?");
+    q.bind(1, sweep_id);
+    q.bind(2, key);
+    if (q.executeStep()) return q.getColumn(0).getInt64();
+    return std::nullopt;
+  };
+  // A re-run sweep finds all its runs: answer without taking the write lock.
+  if (auto id = existing()) return *id;
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  // Another process may have inserted it between the check and the lock.
+  if (auto id = existing()) return *id;  // tx rolls back: nothing was written
+  {
+    SQLite::Statement s(*db_, "SELECT 1 FROM sweeps WHERE id = ?");
+    s.bind(1, sweep_id);
+    if (!s.executeStep()) {
+      throw std::runtime_error("cannot add run '" + key + "': no sweep with id " + std::to_string(sweep_id));
+    }
+  }
+  SQLite::Statement ins(*db_,
+                        "INSERT INTO runs (sweep_id, key, label, status, config_json, method_name, created_at) "
+                        "VALUES (?, ?, ?, 'pending', ?, ?, ?)");
+  ins.bind(1, sweep_id);
+  ins.bind(2, key);
+  ins.bind(3, label);
+  ins.bind(4, config_json);
+  ins.bind(5, method_name);
+  ins.bind(6, util::now_iso8601());
+  ins.exec();
+  const std::int64_t id = db_->getLastInsertRowid();
+  SQLite::Statement p(*db_, "INSERT OR REPLACE INTO params (run_id, key, value, value_num) VALUES (?, ?, ?, ?)");
+  for (const FlatParam& f : flat) {
+    p.bind(1, id);
+    p.bind(2, f.key);
+    p.bind(3, f.value);
+    if (f.numeric && !std::isnan(*f.numeric)) {
+      p.bind(4, *f.numeric);
+    } else {
+      p.bind(4);
+    }
+    p.exec();
+    p.reset();
+  }
+  tx.commit();
+  return id;
+}
+
+std::optional<RunRow> Store::get_run(std::int64_t run_id) {
+  SQLite::Statement q(*db_, std::string("SELECT ") + kRunColumns + " WHERE r.id = ?");
+  q.bind(1, run_id);
+  if (!q.executeStep()) return std::nullopt;
+  return read_run(q);
+}
+
+std::optional<RunRow> Store::find_run(const std::string& id_or_key_prefix) {
+  const std::string& text = id_or_key_prefix;
+  if (is_digits(text)) {
+    if (auto r = get_run(std::stoll(text))) return r;
+  }
+  if (text.size() < 4) return std::nullopt;
+  SQLite::Statement q(*db_, std::string("SELECT ") + kRunColumns +
+                                " WHERE substr(r.key, 1, ?) = ? ORDER BY r.id LIMIT 6");
+  q.bind(1, static_cast<std::int64_t>(text.size()));
+  q.bind(2, text);
+  std::vector<RunRow> found;
+  while (q.executeStep()) found.push_back(read_run(q));
+  if (found.empty()) return std::nullopt;
+  if (found.size() == 1) return found.front();
+  std::string list;
+  for (std::size_t i = 0; i < found.size() && i < 5; ++i) {
+    list += "\n  " + std::to_string(found[i].id) + "  " + found[i].key + "  (" + found[i].sweep_name + ")";
+  }
+  if (found.size() > 5) list += "\n  ...";
+  throw std::runtime_error("run key prefix '" + text + "' is ambiguous; it matches:" + list +
+                           "\nuse a longer prefix or the run id");
+}
+
+std::vector<RunRow> Store::list_runs(std::optional<std::int64_t> sweep_id) {
+  std::string sql = std::string("SELECT ") + kRunColumns;
+  if (sweep_id) sql += " WHERE r.sweep_id = ?";
+  sql += " ORDER BY r.id";
+  SQLite::Statement q(*db_, sql);
+  if (sweep_id) q.bind(1, *sweep_id);
+  std::vector<RunRow> out;
+  while (q.executeStep()) out.push_back(read_run(q));
+  return out;
+}
+
+std::vector<ParamRow> Store::params(std::int64_t run_id) {
+  SQLite::Statement q(*db_, "SELECT key, value, value_num FROM params WHERE run_id = ? ORDER BY key");
+  q.bind(1, run_id);
+  std::vector<ParamRow> out;
+  while (q.executeStep()) {
+    ParamRow p;
+    p.key = q.getColumn(0).getString();
+    p.value = q.getColumn(1).getString();
+    if (!q.getColumn(2).isNull()) p.numeric = q.getColumn(2).getDouble();
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// --- status transitions ---------------------------------------------------
+
+namespace {
+void require_one_row(SQLite::Database& db, std::int64_t run_id, const char* what) {
+  if (db.getChanges() == 0) {
+    throw std::runtime_error(std::string(what) + ": no run with id " + std::to_string(run_id));
+  }
+}
+}  // namespace
+
+void Store::mark_running(std::int64_t run_id, std::int64_t pid, const std::string& host,
+                         const std::string& git_rev, const std::string& log_path) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_,
+                      "UPDATE runs SET status = 'running', pid = :pid, host = :host, git_rev = :rev, "
+                      "log_path = :log, attempts = attempts + 1, started_at = :now, heartbeat_at = :now, "
+                      "finished_at = NULL, duration_s = NULL, error = '' WHERE id = :id");
+  q.bind(":pid", pid);
+  q.bind(":host", host);
+  q.bind(":rev", git_rev);
+  q.bind(":log", log_path);
+  q.bind(":now", util::now_iso8601());
+  q.bind(":id", run_id);
+  q.exec();
+  require_one_row(*db_, run_id, "mark_running");
+  tx.commit();
+}
+
+void Store::set_method_version(std::int64_t run_id, const std::string& version) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_, "UPDATE runs SET method_version = ? WHERE id = ?");
+  q.bind(1, version);
+  q.bind(2, run_id);
+  q.exec();
+  require_one_row(*db_, run_id, "set_method_version");
+  tx.commit();
+}
+
+void Store::heartbeat(std::int64_t run_id) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_, "UPDATE runs SET heartbeat_at = ? WHERE id = ?");
+  q.bind(1, util::now_iso8601());
+  q.bind(2, run_id);
+  q.exec();
+  require_one_row(*db_, run_id, "heartbeat");
+  tx.commit();
+}
+
+void Store::mark_finished(std::int64_t run_id, RunStatus status, const std::string& error) {
+  if (status == RunStatus::kPending || status == RunStatus::kRunning) {
+    throw std::invalid_argument(std::string("mark_finished: '") + to_string(status) +
+                                "' is not a final status (use completed, failed or interrupted)");
+  }
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_,
+                      "UPDATE runs SET status = :status, error = :error, finished_at = :now, "
+                      "heartbeat_at = :now, "
+                      "duration_s = (julianday(:now) - julianday(started_at)) * 86400.0 WHERE id = :id");
+  q.bind(":status", to_string(status));
+  q.bind(":error", error);
+  q.bind(":now", util::now_iso8601());
+  q.bind(":id", run_id);
+  q.exec();
+  require_one_row(*db_, run_id, "mark_finished");
+  write_summaries_locked(run_id);
+  tx.commit();
+}
+
+int Store::recover_stale_runs(std::int64_t sweep_id, const std::string& host, double stale_after_s) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  const std::string now = util::now_iso8601();
+  struct Stale {
+    std::int64_t id;
+    std::string why;
+  };
+  std::vector<Stale> stale;
+  {
+    SQLite::Statement q(*db_,
+                        "SELECT id, host, pid, heartbeat_at, "
+                        "(julianday(?) - julianday(coalesce(heartbeat_at, started_at))) * 86400.0 "
+                        "FROM runs WHERE sweep_id = ? AND status = 'running'");
+    q.bind(1, now);
+    q.bind(2, sweep_id);
+    while (q.executeStep()) {
+      const std::int64_t id = q.getColumn(0).getInt64();
+      const std::string run_host = q.getColumn(1).getString();
+      const std::int64_t pid = q.getColumn(2).getInt64();
+      const bool has_age = !q.getColumn(4).isNull();
+      const double age = q.getColumn(4).getDouble();
+      if (run_host == host && pid > 0) {
+        if (!pid_alive(pid)) {
+          stale.push_back({id, "interrupted: worker process " + std::to_string(pid) + " on " + host +
+                                   " is no longer alive (the run was left 'running' by a coordinator "
+                                   "that stopped)"});
+        }
+      } else if (!has_age) {
+        stale.push_back({id, "interrupted: run on host '" + run_host +
+                                 "' was left 'running' and never sent a heartbeat"});
+      } else if (age > stale_after_s) {
+        stale.push_back({id, "interrupted: no heartbeat from host '" + run_host + "' for " +
+                                 format_seconds(age) + " s (stale after " + format_seconds(stale_after_s) +
+                                 " s)"});
+      }
+    }
+  }
+  SQLite::Statement up(*db_,
+                       "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ?, "
+                       "duration_s = (julianday(?) - julianday(started_at)) * 86400.0 "
+                       "WHERE id = ? AND status = 'running'");
+  for (const Stale& s : stale) {
+    up.bind(1, s.why);
+    up.bind(2, now);
+    up.bind(3, now);
+    up.bind(4, s.id);
+    up.exec();
+    up.reset();
+  }
+  tx.commit();
+  return static_cast<int>(stale.size());
+}
+
+// --- metrics and summaries --------------------------------------------------
+
+void Store::add_metrics(std::int64_t run_id, const std::vector<MetricPoint>& points) {
+  if (points.empty()) return;
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  const double now = util::now_seconds();
+  // One prepared statement, kept for the life of the connection and rebound
+  // per point: a batch of 10^5 points takes a fraction of a second.
+  if (!insert_metric_) {
+    insert_metric_ = std::make_unique<SQLite::Statement>(
+        *db_, "INSERT OR REPLACE INTO metrics (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?)");
+  }
+  SQLite::Statement& q = *insert_metric_;
+  q.tryReset();  // after a failed batch the statement still holds its error
+  q.clearBindings();
+  q.bind(1, run_id);
+  q.bind(5, now);
+  for (const MetricPoint& p : points) {
+    q.bindNoCopy(2, p.key);
+    q.bind(3, p.step);
+    bind_real(q, 4, p.value);
+    try {
+      q.exec();
+    } catch (const SQLite::Exception& e) {
+      q.tryReset();
+      q.clearBindings();
+      if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        throw std::runtime_error("add_metrics: no run with id " + std::to_string(run_id));
+      }
+      throw;
+    }
+    q.reset();
+  }
+  q.clearBindings();  // drop the no-copy pointers into `points`
+  tx.commit();
+}
+
+std::vector<MetricPoint> Store::metrics(std::int64_t run_id, const std::string& key_like) {
+  SQLite::Statement q(*db_,
+                      "SELECT key, step, value FROM metrics WHERE run_id = ? AND key LIKE ? "
+                      "ORDER BY key, step");
+  q.bind(1, run_id);
+  q.bind(2, key_like);
+  std::vector<MetricPoint> out;
+  while (q.executeStep()) {
+    out.push_back({q.getColumn(0).getString(), q.getColumn(1).getInt64(), read_real(q.getColumn(2))});
+  }
+  return out;
+}
+
+void Store::write_summaries(std::int64_t run_id) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  write_summaries_locked(run_id);
+  tx.commit();
+}
+
+// Inside the caller's transaction. Final: the value at the largest step (NaN
+// included: a diverged run's last value is NaN). Best: the max, or the min for
+// lower-is-better keys, over the non-NaN points; the earliest step that
+// reaches it.
+void Store::write_summaries_locked(std::int64_t run_id) {
+  struct Acc {
+    std::int64_t final_step = 0;
+    double final_value = 0;
+    bool has_best = false;
+    std::int64_t best_step = 0;
+    double best_value = 0;
+  };
+  std::map<std::string, Acc> acc;
+  {
+    SQLite::Statement q(*db_, "SELECT key, step, value FROM metrics WHERE run_id = ? ORDER BY key, step");
+    q.bind(1, run_id);
+    while (q.executeStep()) {
+      const std::string key = q.getColumn(0).getString();
+      const std::int64_t step = q.getColumn(1).getInt64();
+      const double v = read_real(q.getColumn(2));
+      auto [it, fresh] = acc.try_emplace(key);
+      Acc& a = it->second;
+      a.final_step = step;  // rows come in step order, so the last one wins
+      a.final_value = v;
+      if (std::isnan(v)) continue;
+      const bool lower = query::lower_is_better(key);
+      if (!a.has_best || (lower ? v < a.best_value : v > a.best_value)) {
+        a.has_best = true;
+        a.best_value = v;
+        a.best_step = step;
+      }
+    }
+  }
+  SQLite::Statement del(*db_, "DELETE FROM summaries WHERE run_id = ?");
+  del.bind(1, run_id);
+  del.exec();
+  SQLite::Statement ins(*db_, "INSERT INTO summaries (run_id, key, kind, value, step) VALUES (?, ?, ?, ?, ?)");
+  auto put = [&](const std::string& key, const char* kind, double v, std::int64_t step) {
+    ins.bind(1, run_id);
+    ins.bind(2, key);
+    ins.bind(3, kind);
+    bind_real(ins, 4, v);
+    ins.bind(5, step);
+    ins.exec();
+    ins.reset();
+  };
+  for (const auto& [key, a] : acc) {
+    put(key, "final", a.final_value, a.final_step);
+    if (a.has_best) put(key, "best", a.best_value, a.best_step);
+  }
+}
+
+std::optional<double> Store::summary(std::int64_t run_id, const std::string& key, const std::string& kind) {
+  if (kind != "final" && kind != "best") {
+    throw std::invalid_argument("summary kind must be 'final' or 'best', got '" + kind + "'");
+  }
+  SQLite::Statement q(*db_, "SELECT value FROM summaries WHERE run_id = ? AND key = ? AND kind = ?");
+  q.bind(1, run_id);
+  q.bind(2, key);
+  q.bind(3, kind);
+  if (!q.executeStep()) return std::nullopt;
+  return read_real(q.getColumn(0));
+}
+
+// --- artifacts ------------------------------------------------------------
+
+void Store::add_artifact(const ArtifactRow& a) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_,
+                      "INSERT INTO artifacts (run_id, kind, path, checksum, created_at) VALUES (?, ?, ?, ?, ?)");
+  q.bind(1, a.run_id);
+  q.bind(2, a.kind);
+  q.bind(3, a.path);
+  q.bind(4, a.checksum);
+  q.bind(5, util::now_iso8601());
+  try {
+    q.exec();
+  } catch (const SQLite::Exception& e) {
+    if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_FOREIGNKEY) {
+      throw std::runtime_error("add_artifact '" + a.path + "': no run with id " + std::to_string(a.run_id));
+    }
+    throw;
+  }
+  tx.commit();
+}
+
+std::vector<ArtifactRow> Store::artifacts(std::int64_t run_id) {
+  SQLite::Statement q(*db_,
+                      "SELECT run_id, kind, path, checksum, created_at FROM artifacts WHERE run_id = ? "
+                      "ORDER BY id");
+  q.bind(1, run_id);
+  std::vector<ArtifactRow> out;
+  while (q.executeStep()) {
+    ArtifactRow a;
+    a.run_id = q.getColumn(0).getInt64();
+    a.kind = q.getColumn(1).getString();
+    a.path = q.getColumn(2).getString();
+    a.checksum = q.getColumn(3).getString();
+    a.created_at = q.getColumn(4).getString();
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace reglab::store
