@@ -113,7 +113,7 @@ TEST(Probe, RejectsMalformedRequests) {
   EXPECT_EQ(error_of({{"method", "ce"}, {"logits", z}, {"labels", {0, 1}}, {"num_classes", 3}}),
             "probe request: logits has 2 columns, expected 3 (num_classes)");
   EXPECT_EQ(error_of({{"method", "ce"}, {"logits", z}, {"labels", {0, 1}}, {"indices", {0, 5}}, {"num_samples", 3}}),
-            "probe request: indices has 5, not below num_samples 3");
+            "probe request: indices contains 5, which is not below num_samples 3");
   EXPECT_EQ(error_of({{"method", "ce"},
                       {"steps", {{{"logits", z}, {"labels", {0, 1}}}, {{"logits", {{1.0, 2.0, 3.0}}}, {"labels", {0}}}}}}),
             "probe request: steps[1].logits has 3 columns, expected 2 (as the first step)");

@@ -160,6 +160,75 @@ StateDict parse_state(const json& given, const StateDict& current, const std::st
   return state;
 }
 
+// A request checked and converted; sizes resolved.
+struct Request {
+  torch::ScalarType dtype = torch::kDouble;
+  std::vector<Step> steps;
+  bool listed = false;  // given as "steps" rather than one step at the top level
+  std::int64_t num_samples = 0, num_classes = 0, total_epochs = 1;
+
+  std::string step_name(std::size_t i) const { return listed ? "steps[" + std::to_string(i) + "]." : ""; }
+};
+
+Request parse_request(const json& request) {
+  Request r;
+  // One step at the top level, or a list of steps; never both.
+  r.listed = request.contains("steps");
+  if (r.listed)
+    for (std::string_view key : kStepKeys)
+      if (request.contains(key)) bad(std::string(key) + " at the top level cannot be combined with steps");
+  reject_unknown_keys(request, kRequestKeys, r.listed ? Keys() : Keys(kStepKeys), "the request");
+
+  if (request.contains("dtype")) {
+    const json& d = request.at("dtype");
+    if (d == "float32") r.dtype = torch::kFloat;
+    else if (d != "float64") bad("dtype must be \"float32\" or \"float64\", got " + d.dump());
+  }
+
+  if (r.listed) {
+    const json& list = request.at("steps");
+    if (!list.is_array() || list.empty()) bad("steps must be a non-empty list of step objects");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string where = "steps[" + std::to_string(i) + "]";
+      if (!list[i].is_object()) bad(where + " must be an object");
+      reject_unknown_keys(list[i], kStepKeys, {}, where);
+      r.steps.push_back(parse_step(list[i], where + ".", r.dtype));
+    }
+  } else {
+    if (!request.contains("logits")) bad("logits is missing (give logits/labels at the top level, or steps)");
+    r.steps.push_back(parse_step(request, "", r.dtype));
+  }
+
+  // Sizes: given, or implied by the steps; every step must agree with them.
+  r.num_classes = int_field(request, "num_classes", "", r.steps[0].logits.size(1), 1);
+  std::int64_t max_index = 0;
+  for (std::size_t i = 0; i < r.steps.size(); ++i) {
+    const Step& s = r.steps[i];
+    if (s.logits.size(1) != r.num_classes)
+      bad(r.step_name(i) + "logits has " + std::to_string(s.logits.size(1)) + " columns, expected " +
+          std::to_string(r.num_classes) +
+          (request.contains("num_classes") ? " (num_classes)" : " (as the first step)"));
+    const auto* y = s.labels.data_ptr<std::int64_t>();
+    for (std::int64_t j = 0; j < s.labels.size(0); ++j)
+      if (y[j] < 0 || y[j] >= r.num_classes)
+        bad(r.step_name(i) + "labels[" + std::to_string(j) + "] = " + std::to_string(y[j]) + " is outside [0, " +
+            std::to_string(r.num_classes) + ")");
+    max_index = std::max(max_index, s.indices.max().item<std::int64_t>());
+  }
+  r.num_samples = int_field(request, "num_samples", "", max_index + 1, 1);
+  r.total_epochs = int_field(request, "total_epochs", "", 1, 1);
+  for (std::size_t i = 0; i < r.steps.size(); ++i) {
+    const std::int64_t top = r.steps[i].indices.max().item<std::int64_t>();
+    if (top >= r.num_samples)
+      bad(r.step_name(i) + "indices contains " + std::to_string(top) + ", which is not below num_samples " +
+          std::to_string(r.num_samples));
+    if (r.steps[i].epoch >= r.total_epochs)
+      bad(r.step_name(i) + "epoch " + std::to_string(r.steps[i].epoch) + " is not below total_epochs " +
+          std::to_string(r.total_epochs) + " (set total_epochs)");
+  }
+  return r;
+}
+
 }  // namespace
 
 json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
@@ -169,62 +238,9 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
     bad("method " + request.at("method").dump() + " does not match the plugin given ('" + method + "')");
   if (!(plugin.info->paradigms & kClassify))
     bad("method '" + method + "' does not support the classify paradigm; the probe runs training_loss only");
-
-  // One step at the top level, or a list of steps; never both.
-  const bool listed = request.contains("steps");
-  if (listed)
-    for (std::string_view key : kStepKeys)
-      if (request.contains(key)) bad(std::string(key) + " at the top level cannot be combined with steps");
-  reject_unknown_keys(request, kRequestKeys, listed ? Keys() : Keys(kStepKeys), "the request");
-
-  torch::ScalarType dtype = torch::kDouble;
-  if (request.contains("dtype")) {
-    const json& d = request.at("dtype");
-    if (d == "float32") dtype = torch::kFloat;
-    else if (d != "float64") bad("dtype must be \"float32\" or \"float64\", got " + d.dump());
-  }
-
-  std::vector<Step> steps;
-  if (listed) {
-    const json& list = request.at("steps");
-    if (!list.is_array() || list.empty()) bad("steps must be a non-empty list of step objects");
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      const std::string prefix = "steps[" + std::to_string(i) + "].";
-      if (!list[i].is_object()) bad(prefix.substr(0, prefix.size() - 1) + " must be an object");
-      reject_unknown_keys(list[i], kStepKeys, {}, prefix.substr(0, prefix.size() - 1));
-      steps.push_back(parse_step(list[i], prefix, dtype));
-    }
-  } else {
-    if (!request.contains("logits")) bad("logits is missing (give logits/labels at the top level, or steps)");
-    steps.push_back(parse_step(request, "", dtype));
-  }
-  const auto step_name = [&](std::size_t i) { return listed ? "steps[" + std::to_string(i) + "]." : std::string(); };
-
-  // Sizes: given, or implied by the steps; every step must agree with them.
-  const std::int64_t k = int_field(request, "num_classes", "", steps[0].logits.size(1), 1);
-  std::int64_t max_index = 0;
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    const Step& s = steps[i];
-    if (s.logits.size(1) != k)
-      bad(step_name(i) + "logits has " + std::to_string(s.logits.size(1)) + " columns, expected " +
-          std::to_string(k) + (request.contains("num_classes") ? " (num_classes)" : " (as the first step)"));
-    const auto* y = s.labels.data_ptr<std::int64_t>();
-    for (std::int64_t j = 0; j < s.labels.size(0); ++j)
-      if (y[j] < 0 || y[j] >= k)
-        bad(step_name(i) + "labels[" + std::to_string(j) + "] = " + std::to_string(y[j]) + " is outside [0, " +
-            std::to_string(k) + ")");
-    max_index = std::max(max_index, s.indices.max().item<std::int64_t>());
-  }
-  const std::int64_t n = int_field(request, "num_samples", "", max_index + 1, 1);
-  const std::int64_t total_epochs = int_field(request, "total_epochs", "", 1, 1);
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (steps[i].indices.max().item<std::int64_t>() >= n)
-      bad(step_name(i) + "indices has " + std::to_string(steps[i].indices.max().item<std::int64_t>()) +
-          ", not below num_samples " + std::to_string(n));
-    if (steps[i].epoch >= total_epochs)
-      bad(step_name(i) + "epoch " + std::to_string(steps[i].epoch) + " is not below total_epochs " +
-          std::to_string(total_epochs) + " (set total_epochs)");
-  }
+  const Request r = parse_request(request);
+  const std::vector<Step>& steps = r.steps;
+  const std::int64_t total_epochs = r.total_epochs;
 
   const json params_json = request.value("params", json::object());
   if (!params_json.is_object()) bad("params must be an object, got " + params_json.dump());
@@ -232,16 +248,17 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
 
   CollectingLogger logger;
   CollectingSink sink;
-  const MethodContext ctx{params, logger, sink, kClassify, n, k, total_epochs, torch::Device(torch::kCPU), dtype};
+  const MethodContext ctx{params,        logger,       sink, kClassify, r.num_samples, r.num_classes,
+                          total_epochs, torch::kCPU, r.dtype};
   plugins::MethodHandle handle(plugin);
   handle.setup(ctx);
   if (request.contains("state")) handle.load_state_dict(parse_state(request.at("state"), handle.state_dict(), method));
 
   json out = {{"method", method},
               {"version", plugin.info->version},
-              {"dtype", dtype == torch::kDouble ? "float64" : "float32"},
-              {"num_samples", n},
-              {"num_classes", k},
+              {"dtype", r.dtype == torch::kDouble ? "float64" : "float32"},
+              {"num_samples", r.num_samples},
+              {"num_classes", r.num_classes},
               {"total_epochs", total_epochs},
               {"params", json::object()}};
   for (const auto& [name, value] : params.values())
@@ -267,18 +284,18 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
     if (!loss.defined() || loss.dim() != 0 || !loss.is_floating_point())
       throw std::runtime_error("probe: method '" + method + "' returned " +
                                (loss.defined() ? "a loss of shape " + shape_text(loss) : std::string("no loss")) +
-                               " at " + step_name(i) + "training_loss; expected a floating scalar");
+                               " at " + r.step_name(i) + "training_loss; expected a floating scalar");
     if (!loss.requires_grad())
       throw std::runtime_error("probe: method '" + method + "' returned a loss that does not depend on the logits");
     loss.backward();
     const torch::Tensor grad = logits.grad().defined() ? logits.grad() : torch::zeros_like(logits);
     handle.after_optimizer_step(batch, outputs, step);
 
-    json r = {{"loss", tensor_to_json(loss)},
-              {"grad_logits", tensor_to_json(grad)},
-              {"state", state_to_json(handle.state_dict())}};
-    if (!sink.empty()) r["metrics"] = sink.take();
-    results.push_back(std::move(r));
+    json result = {{"loss", tensor_to_json(loss)},
+                   {"grad_logits", tensor_to_json(grad)},
+                   {"state", state_to_json(handle.state_dict())}};
+    if (!sink.empty()) result["metrics"] = sink.take();
+    results.push_back(std::move(result));
   }
   out["steps"] = std::move(results);
   if (!logger.empty()) out["log"] = logger.take();

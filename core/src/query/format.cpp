@@ -14,12 +14,13 @@
 namespace reglab::query {
 namespace {
 
-// Four decimals suit accuracies, calibration errors and losses alike; very
-// large or tiny magnitudes switch to scientific notation so nothing reads 0.
+// Four decimals suit accuracies, calibration errors and losses alike, and one
+// fixed precision keeps a mean and its spread comparable at a glance (exact
+// values are in the csv and json formats). Only huge magnitudes switch to
+// scientific notation.
 std::string human(double x) {
   if (std::isnan(x)) return "n/a";
-  const double a = std::fabs(x);
-  if (a != 0 && (a < 1e-3 || a >= 1e6)) return fmt::format("{:.3e}", x);
+  if (std::fabs(x) >= 1e6) return fmt::format("{:.3e}", x);
   return fmt::format("{:.4f}", x);
 }
 

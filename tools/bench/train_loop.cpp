@@ -1,0 +1,312 @@
+// train_loop.cpp — reglab's classify loop against a bare LibTorch loop.
+//
+// Both loops train the same MLP (models::make_model, same seed, so the same
+// initial weights) on the same Fashion-MNIST training split (loaded through
+// data::load_dataset), with SGD and the same batch size, on one intra-op
+// thread. The bare loop is what a person would write by hand: randperm,
+// index_select, forward, cross_entropy, zero_grad, backward, step,
+// loss.item(). reglab's loop is paradigms::run_classify with the `ce` plugin;
+// its time is the `time.train_s` metric it records per epoch (training steps
+// only: its per-epoch evaluation is not counted, the bare loop has none).
+// The bare loop draws each epoch's order from the generator seed the
+// paradigm uses, so both loops see the same batches and their mean training
+// losses must agree (printed as a sanity check).
+//
+// Repetitions alternate the order (bare first, then reglab first, ...) so a
+// drift of the machine's speed hits both alike. Prints per-epoch medians,
+// samples/s and the overhead of reglab's loop, plus one "sample KEY VALUE"
+// line per measured epoch for tools/bench/run_all.
+//
+//   reglab_bench_train_loop [--hidden 256] [--batch 128] [--epochs 3] [--reps 5]
+//                           [--lr 0.01] [--limit 0] [--tag NAME] [--only bare|reglab]
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/sgd.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/models.h"
+#include "paradigms/classify.h"
+#include "plugins/loader.h"
+#include "runner/trial_env.h"
+#include "store/store.h"
+#include "sweep/sweep.h"
+#include "util/util.h"
+
+namespace fs = std::filesystem;
+using reglab::config::Json;
+
+namespace {
+
+struct Options {
+  std::vector<std::int64_t> hidden = {256};
+  std::int64_t batch = 128;
+  std::int64_t epochs = 3;
+  int reps = 5;
+  double lr = 0.01;
+  std::int64_t limit = 0;
+  std::string tag = "loop";
+  std::string only;  // "", "bare" or "reglab"
+};
+
+[[noreturn]] void usage(const std::string& problem) {
+  std::cerr << "reglab_bench_train_loop: " << problem << "\n"
+            << "usage: reglab_bench_train_loop [--hidden 256[,128...]] [--batch 128] [--epochs 3] [--reps 5]\n"
+            << "                               [--lr 0.01] [--limit 0] [--tag NAME] [--only bare|reglab]\n";
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) usage("missing value after " + flag);
+    const std::string v = argv[++i];
+    try {
+      if (flag == "--hidden") {
+        o.hidden.clear();
+        for (const std::string& part : reglab::util::split(v, ',')) o.hidden.push_back(std::stoll(part));
+      } else if (flag == "--batch") {
+        o.batch = std::stoll(v);
+      } else if (flag == "--epochs") {
+        o.epochs = std::stoll(v);
+      } else if (flag == "--reps") {
+        o.reps = std::stoi(v);
+      } else if (flag == "--lr") {
+        o.lr = std::stod(v);
+      } else if (flag == "--limit") {
+        o.limit = std::stoll(v);
+      } else if (flag == "--tag") {
+        o.tag = v;
+      } else if (flag == "--only") {
+        if (v != "bare" && v != "reglab") usage("--only takes bare or reglab, got " + v);
+        o.only = v;
+      } else {
+        usage("unknown option " + flag);
+      }
+    } catch (const std::logic_error&) {
+      usage("bad value '" + v + "' for " + flag);
+    }
+  }
+  if (o.hidden.empty() || o.batch < 1 || o.epochs < 1 || o.reps < 1) usage("sizes must be positive");
+  return o;
+}
+
+class NullLogger final : public reglab::Logger {
+ public:
+  void log(reglab::LogLevel, std::string_view) override {}
+};
+
+// The plugin registry seen through sweep validation's lookup interface (the
+// CLI's method_schemas.cpp does the same; it lives in the CLI executable).
+reglab::config::MethodLookup registry_lookup() {
+  return [](const std::string& name) -> std::optional<reglab::config::MethodSchema> {
+    const reglab::plugins::LoadedPlugin* p = reglab::plugins::registry().find(name);
+    if (p == nullptr) return std::nullopt;
+    reglab::config::MethodSchema s;
+    s.name = p->info->name;
+    s.paradigms = p->info->paradigms;
+    s.params.assign(p->info->params, p->info->params + p->info->num_params);
+    return s;
+  };
+}
+
+reglab::config::MethodNames registry_names() {
+  return [] { return reglab::plugins::registry().names(); };
+}
+
+// A resolved trial configuration, exactly as `reglab run` would store it.
+Json resolved_config(const Options& o, const fs::path& dir) {
+  std::string hidden;
+  for (std::int64_t h : o.hidden) hidden += (hidden.empty() ? "" : ", ") + std::to_string(h);
+  const fs::path file = dir / "bench_train_loop.toml";
+  std::ofstream(file) << "[sweep]\nname = \"bench_train_loop\"\n"
+                      << "[task]\nepochs = " << o.epochs << "\nbatch_size = " << o.batch
+                      << "\ncheckpoint_every = 0\n"
+                      << "[data]\ndataset = \"fashion-mnist\"\nlimit = " << o.limit << "\n"
+                      << "[model]\narch = \"mlp\"\nhidden = [" << hidden << "]\n"
+                      << "[optim]\nname = \"sgd\"\nlr = " << o.lr << "\nmomentum = 0.9\n"
+                      << "[method]\nname = \"ce\"\n";
+  reglab::sweep::Sweep sweep = reglab::sweep::load_sweep(file, {}, registry_lookup(), registry_names());
+  if (sweep.trials.size() != 1) throw std::runtime_error("expected one trial");
+  return sweep.trials.front().config;
+}
+
+reglab::data::DataOptions data_options(const Json& d) {
+  reglab::data::DataOptions o;
+  o.dataset = d.at("dataset").get<std::string>();
+  o.root = d.at("root").get<std::string>();
+  o.limit = d.at("limit").get<std::int64_t>();
+  o.test_limit = d.at("test_limit").get<std::int64_t>();
+  o.val_fraction = d.at("val_fraction").get<double>();
+  o.normalize = d.at("normalize").get<bool>();
+  return o;
+}
+
+struct EpochResult {
+  double seconds;
+  double mean_loss;
+};
+
+// The hand-written loop: one epoch per entry of the result.
+std::vector<EpochResult> bare_loop(const reglab::data::Dataset& ds, const Json& cfg) {
+  const std::uint64_t seed = cfg.at("seed").get<std::uint64_t>();
+  const std::int64_t epochs = cfg.at("task").at("epochs").get<std::int64_t>();
+  const std::int64_t batch = cfg.at("task").at("batch_size").get<std::int64_t>();
+  reglab::models::ModelOptions mo;
+  mo.arch = "mlp";
+  mo.hidden = cfg.at("model").at("hidden").get<std::vector<std::int64_t>>();
+  torch::manual_seed(seed);
+  torch::nn::Sequential model = reglab::models::make_model(mo, ds.input_shape, ds.num_classes);
+  const Json& optim = cfg.at("optim");
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(optim.at("lr").get<double>())
+                                                 .momentum(optim.at("momentum").get<double>()));
+  const torch::Tensor& x = ds.train.x;
+  const torch::Tensor& y = ds.train.y;
+  const std::int64_t n = ds.train.size();
+  std::vector<EpochResult> out;
+  model->train();
+  for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    // Same per-epoch order as the classify paradigm (seed * 1000003 + epoch).
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
+    const torch::Tensor order = torch::randperm(n, gen, torch::kLong);
+    double loss_sum = 0;
+    for (std::int64_t i = 0; i < n; i += batch) {
+      const torch::Tensor idx = order.slice(0, i, std::min(i + batch, n));
+      const torch::Tensor logits = model->forward(x.index_select(0, idx));
+      torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y.index_select(0, idx));
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      loss_sum += loss.item<double>() * static_cast<double>(idx.size(0));
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.push_back({s, loss_sum / static_cast<double>(n)});
+  }
+  return out;
+}
+
+// reglab's loop, with its metrics recorded into a scratch store so that the
+// time.train_s it measured can be read back. (A recorder without a store
+// drops its points at every flush, and run_classify flushes per epoch.)
+std::vector<EpochResult> reglab_loop(const Json& cfg, reglab::store::Store& store, std::int64_t sweep_id,
+                                     const fs::path& dir, int rep) {
+  const std::string key = "rep" + std::to_string(rep) + "_" + std::to_string(reglab::util::now_seconds());
+  const std::int64_t run_id = store.ensure_run(sweep_id, key, key, cfg.dump(), "ce");
+  NullLogger log;
+  reglab::runner::MetricRecorder recorder(&store, run_id);
+  const fs::path run_dir = dir / key;
+  fs::create_directories(run_dir);
+  reglab::runner::TrialEnv env{cfg,
+                               log,
+                               recorder,
+                               run_dir,
+                               [] { return false; },
+                               [](const Json&) {},
+                               [] {},
+                               [](const std::string&, const std::string&) {},
+                               [](const std::string&, const fs::path&) {},
+                               0.0};
+  reglab::paradigms::run_classify(env);
+  recorder.flush();
+  const auto times = store.metrics(run_id, "time.train_s");
+  const auto losses = store.metrics(run_id, "train.loss");
+  if (times.size() != losses.size()) throw std::runtime_error("time.train_s and train.loss differ in length");
+  std::vector<EpochResult> out;
+  for (std::size_t i = 0; i < times.size(); ++i) out.push_back({times[i].value, losses[i].value});
+  fs::remove_all(run_dir);
+  return out;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  at::set_num_threads(1);
+  try {
+    const fs::path dir = fs::temp_directory_path() / ("reglab_bench_train_loop_" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    const Json cfg = resolved_config(o, dir);
+    const reglab::data::Dataset ds =
+        reglab::data::load_dataset(data_options(cfg.at("data")), cfg.at("seed").get<std::uint64_t>());
+    const double n = static_cast<double>(ds.train.size());
+    reglab::store::Store store(dir / "bench.db");
+    const std::int64_t sweep_id = store.upsert_sweep("bench_train_loop", "", "");
+
+    std::string hidden;
+    for (std::int64_t h : o.hidden) hidden += "-" + std::to_string(h);
+    std::printf("%s: MLP 784%s-10, batch %lld, SGD lr %g momentum 0.9, %lld train samples, %lld epoch(s) x %d rep(s), "
+                "1 thread\n",
+                o.tag.c_str(), hidden.c_str(), static_cast<long long>(o.batch), o.lr,
+                static_cast<long long>(ds.train.size()), static_cast<long long>(o.epochs), o.reps);
+
+    std::vector<double> bare_s, reglab_s, rep_ratio;
+    double last_bare_loss = std::nan(""), last_reglab_loss = std::nan("");
+    for (int rep = 0; rep < o.reps; ++rep) {
+      std::vector<EpochResult> b, r;
+      const bool bare_first = rep % 2 == 0;
+      for (int k = 0; k < 2; ++k) {
+        const bool do_bare = (k == 0) == bare_first;
+        if (do_bare && o.only != "reglab") b = bare_loop(ds, cfg);
+        if (!do_bare && o.only != "bare") r = reglab_loop(cfg, store, sweep_id, dir, rep);
+      }
+      std::vector<double> bs, rs;
+      for (const auto& e : b) {
+        bs.push_back(e.seconds);
+        bare_s.push_back(e.seconds);
+        std::printf("sample %s.bare_epoch_s %.6f\nsample %s.bare_samples_per_s %.1f\n", o.tag.c_str(), e.seconds,
+                    o.tag.c_str(), n / e.seconds);
+      }
+      for (const auto& e : r) {
+        rs.push_back(e.seconds);
+        reglab_s.push_back(e.seconds);
+        std::printf("sample %s.reglab_epoch_s %.6f\nsample %s.reglab_samples_per_s %.1f\n", o.tag.c_str(), e.seconds,
+                    o.tag.c_str(), n / e.seconds);
+      }
+      if (!b.empty()) last_bare_loss = b.back().mean_loss;
+      if (!r.empty()) last_reglab_loss = r.back().mean_loss;
+      if (!bs.empty() && !rs.empty()) {
+        rep_ratio.push_back(median(rs) / median(bs));
+        std::printf("sample %s.rep_ratio %.6f\n", o.tag.c_str(), rep_ratio.back());
+      }
+      std::fflush(stdout);
+    }
+
+    const double mb = median(bare_s), mr = median(reglab_s);
+    std::printf("%s: bare   loop  median %.4f s/epoch  %9.0f samples/s  (%zu epochs)\n", o.tag.c_str(), mb, n / mb,
+                bare_s.size());
+    std::printf("%s: reglab loop  median %.4f s/epoch  %9.0f samples/s  (%zu epochs, time.train_s)\n", o.tag.c_str(),
+                mr, n / mr, reglab_s.size());
+    if (!bare_s.empty() && !reglab_s.empty()) {
+      std::printf("%s: reglab / bare time = %.4f (overhead %+.2f%%), median of per-rep ratios %.4f\n", o.tag.c_str(),
+                  mr / mb, (mr / mb - 1) * 100, median(rep_ratio));
+      std::printf("%s: sanity: last-epoch mean training loss bare %.6f, reglab %.6f\n", o.tag.c_str(),
+                  last_bare_loss, last_reglab_loss);
+    }
+    fs::remove_all(dir);
+  } catch (const std::exception& e) {
+    std::cerr << "reglab_bench_train_loop: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
