@@ -111,7 +111,7 @@ struct PluginInfo {
   extern "C" __attribute__((visibility("default"))) const ::reglab::PluginInfo*             \
   REGLAB_PLUGIN_ENTRY_SYMBOL() {                                                             \
     static const ::reglab::PluginInfo info = [] {                                            \
-      ::reglab::PluginInfo i{__VA_ARGS__};                                                   \
+      ::reglab::PluginInfo i{.abi = {}, __VA_ARGS__};                                        \
       i.abi = ::reglab::AbiFingerprint{::reglab::kApiVersion, REGLAB_TORCH_VERSION_STRING,   \
                                        REGLAB_CXX11_ABI, REGLAB_COMPILER};                   \
       i.create = []() -> ::reglab::Method* { return new MethodClass(); };                    \

@@ -98,7 +98,6 @@ int run_trial_process(const TrialProcessOptions& options) {
     if (paradigm != "classify") return fail("paradigm '" + paradigm + "' is not available in this build");
     paradigms::run_classify(env);
     recorder.flush();
-    store.write_summaries(run->id);
     store.mark_finished(run->id, store::RunStatus::kCompleted, "");
     log.info("completed");
     return 0;
