@@ -265,3 +265,22 @@ TEST(Cli, ProbeEvaluatesAMethodFromJson) {
   EXPECT_NEAR(j["steps"][0]["grad_logits"][0][0].get<double>(), 0.25, 1e-12);
   EXPECT_NEAR(j["steps"][0]["grad_logits"][0][1].get<double>(), -0.25, 1e-12);
 }
+
+// Two coordinators on one sweep share the work: no trial runs twice.
+TEST(Cli, TwoCoordinatorsNeverRunATrialTwice) {
+  CliSandbox box;
+  auto file = box.write("pair.toml", tiny_sweep("pair", "[[sweep.variants]]\nmethod = { name = \"faulty\", sleep_ms = 20 }\n",
+                                                "", "[0, 1, 2, 3]"));
+  pid_t a = box.start({"run", file.string(), "-j", "1", "--no-compare"}, "a");
+  pid_t b = box.start({"run", file.string(), "-j", "1", "--no-compare"}, "b");
+  auto ra = box.wait(a, "a");
+  auto rb = box.wait(b, "b");
+  EXPECT_EQ(ra.code, 0) << ra.err;
+  EXPECT_EQ(rb.code, 0) << rb.err;
+  auto runs = runs_of(box.db(), "pair");
+  ASSERT_EQ(runs.size(), 4u);
+  for (const auto& r : runs) {
+    EXPECT_EQ(r.status, reglab::store::RunStatus::kCompleted);
+    EXPECT_EQ(r.attempts, 1) << "run " << r.id << " ran more than once";
+  }
+}

@@ -160,6 +160,10 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
         else
           ++result.skipped_failed;
         break;
+      case store::RunStatus::kRunning:
+        // Alive in another coordinator (stale ones were recovered above).
+        ++result.skipped_running;
+        break;
       default: queue.push_back({id, t.label, t.key}); break;
     }
   }
@@ -177,6 +181,9 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
   Progress progress(sw.name, static_cast<int>(queue.size()), opt.live_display);
   if (result.recovered_stale > 0)
     progress.message(std::to_string(result.recovered_stale) + " run(s) left running by a previous coordinator were marked interrupted and will be resumed");
+  if (result.skipped_running > 0)
+    progress.message("skipping " + std::to_string(result.skipped_running) +
+                     " run(s) that another reglab process is running right now");
   if (result.skipped_completed > 0 || result.skipped_failed > 0)
     progress.message("skipping " + std::to_string(result.skipped_completed) + " completed run(s)" +
                      (result.skipped_failed ? ", " + std::to_string(result.skipped_failed) +
@@ -233,12 +240,17 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
     while (handled_stops == 0 && static_cast<int>(children.size()) < jobs && !queue.empty()) {
       Pending p = queue.front();
       queue.pop_front();
-      auto run = store.get_run(p.run_id);
       const fs::path dir = run_directory(opt.db, sw.name, p.key);
       fs::create_directories(dir);
       const fs::path log_path = dir / "trial.log";
+      // Claim first, under our own pid: another coordinator on the same sweep
+      // may have taken this run since we listed it.
+      if (!store.claim_run(p.run_id, getpid(), host, git_rev, log_path.string())) {
+        ++result.skipped_running;
+        continue;
+      }
       Child c = spawn(exe, opt.db, p, log_path, threads);
-      store.mark_running(p.run_id, c.pid, host, git_rev, log_path.string());
+      store.set_run_pid(p.run_id, c.pid);
       progress.started(p.run_id, p.label);
       children.emplace(c.pid, std::move(c));
     }
@@ -268,7 +280,6 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
     }
     progress.tick();
   }
-  if (result.stopped_by_user) result.interrupted += 0;  // runs never started stay pending for the next run
   return result;
 }
 

@@ -3,7 +3,7 @@
 // For each trial the store holds one run, keyed by (sweep, trial key). A run
 // already completed is skipped; failed runs are skipped unless retry_failed;
 // pending, interrupted and stale runs (left 'running' by a coordinator that
-// died) are run. Each trial runs in its own worker process (runner/trial.h),
+// died) are run; runs that another live coordinator is running are left to it. Each trial runs in its own worker process (runner/trial.h),
 // `jobs` at once, each with an equal share of the intra-op threads. A worker
 // that crashes, is killed, or runs past `trial_timeout_s` is recorded as
 // failed with the reason and the tail of its log; the sweep goes on.
@@ -36,6 +36,7 @@ struct SchedulerResult {
   int total = 0;
   int skipped_completed = 0;
   int skipped_failed = 0;
+  int skipped_running = 0;  // running in another live coordinator
   int completed = 0;
   int failed = 0;
   int interrupted = 0;

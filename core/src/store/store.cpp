@@ -326,6 +326,35 @@ void Store::mark_running(std::int64_t run_id, std::int64_t pid, const std::strin
   tx.commit();
 }
 
+bool Store::claim_run(std::int64_t run_id, std::int64_t pid, const std::string& host, const std::string& git_rev,
+                      const std::string& log_path) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_,
+                      "UPDATE runs SET status = 'running', pid = :pid, host = :host, git_rev = :rev, "
+                      "log_path = :log, attempts = attempts + 1, started_at = :now, heartbeat_at = :now, "
+                      "finished_at = NULL, duration_s = NULL, error = '' "
+                      "WHERE id = :id AND status NOT IN ('running', 'completed')");
+  q.bind(":pid", pid);
+  q.bind(":host", host);
+  q.bind(":rev", git_rev);
+  q.bind(":log", log_path);
+  q.bind(":now", util::now_iso8601());
+  q.bind(":id", run_id);
+  const bool claimed = q.exec() == 1;
+  tx.commit();
+  return claimed;
+}
+
+void Store::set_run_pid(std::int64_t run_id, std::int64_t pid) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_, "UPDATE runs SET pid = ? WHERE id = ?");
+  q.bind(1, pid);
+  q.bind(2, run_id);
+  q.exec();
+  require_one_row(*db_, run_id, "set_run_pid");
+  tx.commit();
+}
+
 void Store::set_method_version(std::int64_t run_id, const std::string& version) {
   SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement q(*db_, "UPDATE runs SET method_version = ? WHERE id = ?");

@@ -122,6 +122,12 @@ class Store {
   // from started_at and writes the summaries of the metrics logged so far.
   void mark_running(std::int64_t run_id, std::int64_t pid, const std::string& host,
                     const std::string& git_rev, const std::string& log_path);
+  // Atomically takes a run that is neither running nor completed (so two
+  // coordinators on one sweep never run a trial twice): same effect as
+  // mark_running; false when another process got there first.
+  bool claim_run(std::int64_t run_id, std::int64_t pid, const std::string& host, const std::string& git_rev,
+                 const std::string& log_path);
+  void set_run_pid(std::int64_t run_id, std::int64_t pid);
   void set_method_version(std::int64_t run_id, const std::string& version);
   void heartbeat(std::int64_t run_id);
   void mark_finished(std::int64_t run_id, RunStatus status, const std::string& error);
