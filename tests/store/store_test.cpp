@@ -286,6 +286,31 @@ TEST(StoreRuns, StatusTransitions) {
   EXPECT_THROW(store.heartbeat(id + 50), std::runtime_error);
 }
 
+TEST(StoreRuns, ClaimTakesOnlyRunsNobodyIsRunning) {
+  TempDir dir;
+  Store a(dir.file("r.db"));
+  Store b(dir.file("r.db"));  // a second coordinator on the same file
+  const auto sweep = a.upsert_sweep("s", "", "");
+  const auto id = a.ensure_run(sweep, "k0000001", "", "{}", "ce");
+
+  EXPECT_TRUE(a.claim_run(id, 100, "h", "rev", "/l.log"));
+  EXPECT_FALSE(b.claim_run(id, 200, "h", "rev", "/l.log"));  // already running
+  auto r = *a.get_run(id);
+  EXPECT_EQ(r.status, RunStatus::kRunning);
+  EXPECT_EQ(r.pid, 100);
+  EXPECT_EQ(r.attempts, 1);
+  a.set_run_pid(id, 4242);
+  EXPECT_EQ(b.get_run(id)->pid, 4242);
+
+  a.mark_finished(id, RunStatus::kInterrupted, "stopped");
+  EXPECT_TRUE(b.claim_run(id, 300, "h", "rev", "/l.log"));  // interrupted runs are claimable
+  EXPECT_EQ(b.get_run(id)->attempts, 2);
+  b.mark_finished(id, RunStatus::kCompleted, "");
+  EXPECT_FALSE(a.claim_run(id, 400, "h", "rev", "/l.log"));  // completed runs never are
+  EXPECT_EQ(a.get_run(id)->attempts, 2);
+  EXPECT_THROW(a.set_run_pid(id + 50, 1), std::runtime_error);
+}
+
 TEST(StoreRuns, StatusNamesRoundTrip) {
   for (auto s : {RunStatus::kPending, RunStatus::kRunning, RunStatus::kCompleted, RunStatus::kFailed,
                  RunStatus::kInterrupted}) {
