@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <map>
 #include <string_view>
@@ -56,6 +58,32 @@ StepResult run_step(const std::string& method, const std::string& params_json, c
   return {loss.detach(), leaf.grad()};
 }
 
+MethodSession::MethodSession(const std::string& method, const std::string& params_json, std::int64_t num_samples,
+                             std::int64_t num_classes, std::int64_t total_epochs, torch::ScalarType dtype)
+    : log_(std::make_unique<NullLogger>()), metrics_(std::make_unique<NullSink>()), total_epochs_(total_epochs) {
+  const plugins::LoadedPlugin& plugin = build_plugin(method);
+  params_ = plugins::resolve_params(*plugin.info, params_json);
+  handle_ = std::make_unique<plugins::MethodHandle>(plugin);
+  const MethodContext ctx{params_,      *log_, *metrics_, kClassify, num_samples, num_classes, total_epochs,
+                          torch::kCPU, dtype};
+  handle_->setup(ctx);
+}
+
+MethodSession::~MethodSession() = default;
+
+StepResult MethodSession::step(const torch::Tensor& logits, const std::vector<std::int64_t>& labels,
+                               const std::vector<std::int64_t>& indices, std::int64_t epoch) {
+  const torch::Tensor leaf = logits.detach().clone().requires_grad_(true);
+  Outputs outputs;
+  outputs.set("logits", leaf);
+  const Batch batch{torch::Tensor(), torch::tensor(labels, torch::kLong), torch::tensor(indices, torch::kLong)};
+  const StepContext ctx{epoch, total_epochs_, steps_++, *log_, *metrics_};
+  torch::Tensor loss = handle_->training_loss(batch, outputs, ctx);
+  loss.backward();
+  handle_->after_optimizer_step(batch, outputs, ctx);
+  return {loss.detach(), leaf.grad()};
+}
+
 torch::Tensor make_logits(const Rows& rows, torch::ScalarType dtype) {
   std::vector<double> flat;
   for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
@@ -71,6 +99,17 @@ void expect_rows_near(const torch::Tensor& actual, const Rows& expected, double 
     ASSERT_EQ(a.size(1), static_cast<std::int64_t>(expected[i].size()));
     for (std::size_t j = 0; j < expected[i].size(); ++j)
       EXPECT_NEAR(a[i][j].item<double>(), expected[i][j], tol) << "at [" << i << "][" << j << "]";
+  }
+}
+
+void expect_json_rows_near(const nlohmann::json& actual, const Rows& expected, double tol) {
+  ASSERT_TRUE(actual.is_array()) << actual.dump();
+  ASSERT_EQ(actual.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_TRUE(actual[i].is_array()) << actual.dump();
+    ASSERT_EQ(actual[i].size(), expected[i].size());
+    for (std::size_t j = 0; j < expected[i].size(); ++j)
+      EXPECT_NEAR(actual[i][j].get<double>(), expected[i][j], tol) << "at [" << i << "][" << j << "]";
   }
 }
 

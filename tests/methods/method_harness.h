@@ -6,10 +6,15 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "plugins/loader.h"
+#include "plugins/method_handle.h"
+#include "reglab/method.h"
 
 namespace reglab::testing {
 
@@ -27,9 +32,38 @@ struct StepResult {
 StepResult run_step(const std::string& method, const std::string& params_json, const torch::Tensor& logits,
                     const std::vector<std::int64_t>& labels);
 
+// One method set up once for N samples, K classes and E epochs (CPU), whose
+// steps run as the classify paradigm runs them: training_loss, backward,
+// after_optimizer_step (no optimizer). For stateful methods: state carried
+// across steps, state_dict()/load_state_dict() through handle().
+class MethodSession {
+ public:
+  MethodSession(const std::string& method, const std::string& params_json, std::int64_t num_samples,
+                std::int64_t num_classes, std::int64_t total_epochs, torch::ScalarType dtype);
+  ~MethodSession();
+  MethodSession(const MethodSession&) = delete;
+  MethodSession& operator=(const MethodSession&) = delete;
+
+  StepResult step(const torch::Tensor& logits, const std::vector<std::int64_t>& labels,
+                  const std::vector<std::int64_t>& indices, std::int64_t epoch = 0);
+  plugins::MethodHandle& handle() { return *handle_; }
+
+ private:
+  Params params_;
+  std::unique_ptr<Logger> log_;
+  std::unique_ptr<MetricSink> metrics_;
+  std::unique_ptr<plugins::MethodHandle> handle_;
+  std::int64_t total_epochs_;
+  std::int64_t steps_ = 0;
+};
+
 torch::Tensor make_logits(const Rows& rows, torch::ScalarType dtype);
 
 // Element-wise |actual - expected| <= tol, with the position in the message.
 void expect_rows_near(const torch::Tensor& actual, const Rows& expected, double tol);
+
+// The same for a nested JSON list of numbers (a probe response's grad_logits
+// or state entry).
+void expect_json_rows_near(const nlohmann::json& actual, const Rows& expected, double tol);
 
 }  // namespace reglab::testing

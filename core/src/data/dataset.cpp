@@ -14,6 +14,8 @@
 // them touches the global generator or depends on the others' draws.
 #include "data/dataset.h"
 
+#include <map>
+
 #include "data/sources.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -203,11 +205,26 @@ void make_float_splits(const detail::RawData& raw, const torch::Tensor& train_ro
 
 }  // namespace
 
+// Raw Fashion-MNIST files already read in this process, by root. Filled by
+// preload() in the coordinator before it forks trial workers, so every trial
+// shares one copy (copy-on-write) instead of inflating the files again.
+std::map<std::string, detail::RawData>& raw_cache() {
+  static std::map<std::string, detail::RawData> cache;
+  return cache;
+}
+
+void preload(const DataOptions& options) {
+  if (options.dataset != "fashion-mnist" || raw_cache().count(options.root)) return;
+  raw_cache().emplace(options.root, detail::load_fashion_mnist(options.root));
+}
+
 Dataset load_dataset(const DataOptions& options, std::uint64_t seed) {
   validate(options);
-  detail::RawData raw = options.dataset == "fashion-mnist"
-                            ? detail::load_fashion_mnist(options.root)
-                            : detail::make_synthetic(options, derive_seed(seed, kSourceStream));
+  auto cached = raw_cache().find(options.root);
+  detail::RawData raw = options.dataset != "fashion-mnist"
+                            ? detail::make_synthetic(options, derive_seed(seed, kSourceStream))
+                        : cached != raw_cache().end() ? cached->second
+                                                      : detail::load_fashion_mnist(options.root);
 
   const std::int64_t n = raw.train_y.size(0);
   const auto n_val = static_cast<std::int64_t>(std::llround(options.val_fraction * n));

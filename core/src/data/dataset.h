@@ -64,6 +64,12 @@ struct Dataset {
 // invalid options. Deterministic given (options, seed).
 Dataset load_dataset(const DataOptions& options, std::uint64_t seed);
 
+// Reads the raw files of a file-backed dataset once and keeps them for the
+// life of the process; later load_dataset calls (also in forked children)
+// reuse them. A no-op for synthetic data and for a root already loaded.
+// Not thread-safe: call it before starting trial workers.
+void preload(const DataOptions& options);
+
 // Reads one gzip IDX file (magic 0x801 labels, 0x803 images) into a uint8
 // tensor of its declared shape. Exposed for tests.
 torch::Tensor read_idx_gz(const std::string& path);

@@ -22,8 +22,6 @@ namespace reglab::paradigms {
 namespace fs = std::filesystem;
 using config::Json;
 
-namespace {
-
 data::DataOptions data_options_from(const Json& d) {
   data::DataOptions o;
   o.dataset = d.value("dataset", o.dataset);
@@ -48,6 +46,8 @@ data::DataOptions data_options_from(const Json& d) {
   }
   return o;
 }
+
+namespace {
 
 models::ModelOptions model_options_from(const Json& m) {
   models::ModelOptions o;

@@ -20,10 +20,14 @@
 // and step. Interrupts are honoured between steps (runner::Interrupted).
 #pragma once
 
+#include "data/dataset.h"
 #include "runner/trial_env.h"
 
 namespace reglab::paradigms {
 
 void run_classify(runner::TrialEnv& env);
+
+// The data options of a trial's [data] table (resolved, defaults filled).
+data::DataOptions data_options_from(const config::Json& data_table);
 
 }  // namespace reglab::paradigms

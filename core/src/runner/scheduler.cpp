@@ -14,6 +14,7 @@
 #include <map>
 #include <thread>
 
+#include "runner/preload.h"
 #include "runner/progress.h"
 #include "runner/trial.h"
 #include "store/store.h"
@@ -76,6 +77,9 @@ std::string describe_exit(int status) {
   return "worker ended abnormally";
 }
 
+// Starts the worker of one trial. With an empty `exe` the worker is a fork of
+// this process that calls run_trial_process directly (LibTorch, plugins and
+// preloaded data are already in memory); otherwise it execs `exe _trial ...`.
 Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs::path& log_path, int threads) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
@@ -91,6 +95,8 @@ Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs:
                              const_cast<char*>("--run"), run_s.data(), const_cast<char*>("--threads"),
                              threads_s.data(), const_cast<char*>("--spawned-at"), spawned_s.data(), nullptr};
   const pid_t parent = getpid();
+  const double spawned_at = util::now_seconds();
+  std::fflush(nullptr);
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
@@ -99,8 +105,25 @@ Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs:
     if (getppid() != parent) _exit(1);
     dup2(fds[1], STDOUT_FILENO);
     dup2(log_fd, STDERR_FILENO);
-    execv(argv[0], argv.data());
-    _exit(127);
+    if (!exe.empty()) {
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    // Forked worker: restore default signal handling (the trial installs its
+    // own), run the trial, and leave without running the coordinator's
+    // destructors or atexit handlers.
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    int code = 1;
+    try {
+      code = run_trial_process(TrialProcessOptions{db, p.run_id, threads, spawned_at});
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "reglab worker: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "reglab worker: unknown exception\n");
+    }
+    std::fflush(nullptr);
+    _exit(code);
   }
   close(fds[1]);
   close(log_fd);
@@ -142,16 +165,18 @@ void drain(Child& c, Progress& progress) {
 SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
   SchedulerResult result;
   result.total = static_cast<int>(sw.trials.size());
-  store::Store store(opt.db);
+  // Closed around every fork: an SQLite connection must not cross a fork, and
+  // a child that inherited one would share its in-memory lock state.
+  auto store = std::make_unique<store::Store>(opt.db);
   const std::string host = util::hostname();
-  const std::int64_t sweep_id = store.upsert_sweep(sw.name, sw.description, sw.toml_text);
-  result.recovered_stale = store.recover_stale_runs(sweep_id, host, 600.0);
+  const std::int64_t sweep_id = store->upsert_sweep(sw.name, sw.description, sw.toml_text);
+  result.recovered_stale = store->recover_stale_runs(sweep_id, host, 600.0);
 
   std::deque<Pending> queue;
   for (const auto& t : sw.trials) {
     const std::string method = t.config.contains("method") ? t.config["method"].value("name", "") : "";
-    const std::int64_t id = store.ensure_run(sweep_id, t.key, t.label, t.config.dump(), method);
-    auto run = store.get_run(id);
+    const std::int64_t id = store->ensure_run(sweep_id, t.key, t.label, t.config.dump(), method);
+    auto run = store->get_run(id);
     switch (run->status) {
       case store::RunStatus::kCompleted: ++result.skipped_completed; break;
       case store::RunStatus::kFailed:
@@ -168,7 +193,16 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
     }
   }
 
-  const fs::path exe = opt.worker_exe.empty() ? fs::read_symlink("/proc/self/exe") : opt.worker_exe;
+  fs::path exe;
+  if (opt.exec_workers) {
+    exe = opt.worker_exe.empty() ? fs::read_symlink("/proc/self/exe") : opt.worker_exe;
+  } else {
+    std::vector<config::Json> configs;
+    for (const auto& t : sw.trials)
+      for (const auto& q : queue)
+        if (q.key == t.key) configs.push_back(t.config);
+    prepare_to_fork_workers(configs);
+  }
   const int jobs = std::max(1, opt.jobs);
   const int hw = opt.threads_total > 0 ? opt.threads_total : static_cast<int>(std::thread::hardware_concurrency());
   const int threads = std::max(1, hw / jobs);
@@ -197,19 +231,19 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
   auto finish = [&](Child& c, int status) {
     drain(c, progress);
     close(c.out_fd);
-    auto run = store.get_run(c.run_id);
+    auto run = store->get_run(c.run_id);
     store::RunStatus st = run ? run->status : store::RunStatus::kRunning;
     std::string detail;
     if (st == store::RunStatus::kRunning || st == store::RunStatus::kPending) {
       if (c.killed_by_us && !c.timed_out) {
         st = store::RunStatus::kInterrupted;
-        store.mark_finished(c.run_id, st, "killed after a second interrupt");
+        store->mark_finished(c.run_id, st, "killed after a second interrupt");
       } else {
         std::string why = c.timed_out ? "timed out after " + std::to_string(static_cast<long>(opt.trial_timeout_s)) +
                                             " s (--trial-timeout); worker killed"
                                       : describe_exit(status);
         st = store::RunStatus::kFailed;
-        store.mark_finished(c.run_id, st, why + "\n\nlog tail:\n" + util::tail_file(c.log_path, 30));
+        store->mark_finished(c.run_id, st, why + "\n\nlog tail:\n" + util::tail_file(c.log_path, 30));
         detail = why;
       }
     } else if (st == store::RunStatus::kFailed && run) {
@@ -245,12 +279,14 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
       const fs::path log_path = dir / "trial.log";
       // Claim first, under our own pid: another coordinator on the same sweep
       // may have taken this run since we listed it.
-      if (!store.claim_run(p.run_id, getpid(), host, git_rev, log_path.string())) {
+      if (!store->claim_run(p.run_id, getpid(), host, git_rev, log_path.string())) {
         ++result.skipped_running;
         continue;
       }
+      store.reset();
       Child c = spawn(exe, opt.db, p, log_path, threads);
-      store.set_run_pid(p.run_id, c.pid);
+      store = std::make_unique<store::Store>(opt.db);
+      store->set_run_pid(p.run_id, c.pid);
       progress.started(p.run_id, p.label);
       children.emplace(c.pid, std::move(c));
     }

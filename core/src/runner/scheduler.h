@@ -24,7 +24,11 @@ namespace reglab::runner {
 
 struct SchedulerOptions {
   std::filesystem::path db = "results/reglab.db";
-  std::filesystem::path worker_exe;   // the reglab binary (default: this process's)
+  // Workers are forks of this process (fast: LibTorch, plugins and data are
+  // already loaded). With exec_workers each worker execs `worker_exe _trial`
+  // (default: this binary) instead.
+  bool exec_workers = false;
+  std::filesystem::path worker_exe;
   int jobs = 1;
   int threads_total = 0;              // 0 = hardware concurrency
   bool retry_failed = false;

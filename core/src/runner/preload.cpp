@@ -1,0 +1,19 @@
+#include "runner/preload.h"
+
+#include <ATen/Parallel.h>
+
+#include "data/dataset.h"
+#include "paradigms/classify.h"
+
+namespace reglab::runner {
+
+void prepare_to_fork_workers(const std::vector<config::Json>& trial_configs) {
+  at::set_num_threads(1);
+  for (const config::Json& cfg : trial_configs) {
+    if (!cfg.contains("data") || !cfg.contains("task")) continue;
+    if (cfg["task"].value("paradigm", std::string("classify")) != "classify") continue;
+    data::preload(paradigms::data_options_from(cfg["data"]));
+  }
+}
+
+}  // namespace reglab::runner
