@@ -17,8 +17,21 @@
 // samples/s and the overhead of reglab's loop, plus one "sample KEY VALUE"
 // line per measured epoch for tools/bench/run_all.
 //
+// Wall-clock time is what the targets are about, but on a machine shared with
+// other work it mostly measures the others. So both loops also measure this
+// thread's CPU time over the same span of every epoch: from the start of its
+// first step to the start of its last one (the S-1 full batches in between).
+// In reglab's loop the clock is read in the interrupt poll, which the
+// paradigm calls once at the top of every step; the bare loop reads it at the
+// same place. With one intra-op thread all the work runs on this thread.
+// The median of the single steps' CPU times (poll to poll) is printed too:
+// a burst of other work lands in a few steps and leaves the median alone.
+//
 //   reglab_bench_train_loop [--hidden 256] [--batch 128] [--epochs 3] [--reps 5]
-//                           [--lr 0.01] [--limit 0] [--tag NAME] [--only bare|reglab]
+//                           [--lr 0.01] [--limit 0] [--tag NAME] [--first bare|reglab]
+//                           [--only bare|reglab]
+// --first picks which loop runs first in the first repetition (run_all
+// alternates it between single-repetition calls).
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/functional/loss.h>
@@ -35,6 +48,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <time.h>
 
 #include "data/dataset.h"
 #include "models/models.h"
@@ -59,12 +74,14 @@ struct Options {
   std::int64_t limit = 0;
   std::string tag = "loop";
   std::string only;  // "", "bare" or "reglab"
+  bool reglab_first = false;  // order of the first repetition
 };
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "reglab_bench_train_loop: " << problem << "\n"
             << "usage: reglab_bench_train_loop [--hidden 256[,128...]] [--batch 128] [--epochs 3] [--reps 5]\n"
-            << "                               [--lr 0.01] [--limit 0] [--tag NAME] [--only bare|reglab]\n";
+            << "                               [--lr 0.01] [--limit 0] [--tag NAME] [--first bare|reglab]\n"
+            << "                               [--only bare|reglab]\n";
   std::exit(2);
 }
 
@@ -90,6 +107,9 @@ Options parse(int argc, char** argv) {
         o.limit = std::stoll(v);
       } else if (flag == "--tag") {
         o.tag = v;
+      } else if (flag == "--first") {
+        if (v != "bare" && v != "reglab") usage("--first takes bare or reglab, got " + v);
+        o.reglab_first = v == "reglab";
       } else if (flag == "--only") {
         if (v != "bare" && v != "reglab") usage("--only takes bare or reglab, got " + v);
         o.only = v;
@@ -156,9 +176,72 @@ reglab::data::DataOptions data_options(const Json& d) {
 }
 
 struct EpochResult {
-  double seconds;
+  double seconds;     // wall, the whole epoch's training (bare) or time.train_s (reglab)
   double mean_loss;
+  double steps_cpu_s = 0;   // CPU time of steps 0..S-2 (see the file comment)
+  double steps_wall_s = 0;  // wall time of the same span
+  double median_step_cpu_s = 0;  // median CPU time of one step (steps 0..S-2)
 };
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Called at the top of every step; keeps, per epoch, the CPU and wall time
+// from the start of step 0 to the start of step S-1.
+double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+class StepClock {
+ public:
+  explicit StepClock(std::int64_t steps_per_epoch) : steps_(steps_per_epoch) {}
+  void tick() {
+    const std::int64_t i = calls_++ % steps_;
+    const double cpu = thread_cpu_seconds();
+    if (i == 0) {
+      cpu0_ = cpu;
+      wall0_ = wall_seconds();
+      step_cpu_.clear();
+    } else {
+      step_cpu_.push_back(cpu - last_cpu_);
+    }
+    last_cpu_ = cpu;
+    if (i == steps_ - 1 && steps_ > 1) {
+      cpu_.push_back(cpu - cpu0_);
+      wall_.push_back(wall_seconds() - wall0_);
+      median_step_.push_back(median(step_cpu_));
+    }
+  }
+  std::int64_t calls() const { return calls_; }
+  const std::vector<double>& cpu() const { return cpu_; }
+  const std::vector<double>& wall() const { return wall_; }
+  const std::vector<double>& median_step() const { return median_step_; }
+
+ private:
+  std::int64_t steps_;
+  std::int64_t calls_ = 0;
+  double cpu0_ = 0, wall0_ = 0, last_cpu_ = 0;
+  std::vector<double> step_cpu_;
+  std::vector<double> cpu_, wall_, median_step_;
+};
+
+void attach_step_times(std::vector<EpochResult>& epochs, const StepClock& clock) {
+  for (std::size_t e = 0; e < epochs.size() && e < clock.cpu().size(); ++e) {
+    epochs[e].steps_cpu_s = clock.cpu()[e];
+    epochs[e].steps_wall_s = clock.wall()[e];
+    epochs[e].median_step_cpu_s = clock.median_step()[e];
+  }
+}
 
 // The hand-written loop: one epoch per entry of the result.
 std::vector<EpochResult> bare_loop(const reglab::data::Dataset& ds, const Json& cfg) {
@@ -176,6 +259,7 @@ std::vector<EpochResult> bare_loop(const reglab::data::Dataset& ds, const Json& 
   const torch::Tensor& x = ds.train.x;
   const torch::Tensor& y = ds.train.y;
   const std::int64_t n = ds.train.size();
+  StepClock clock((n + batch - 1) / batch);
   std::vector<EpochResult> out;
   model->train();
   for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
@@ -185,6 +269,7 @@ std::vector<EpochResult> bare_loop(const reglab::data::Dataset& ds, const Json& 
     const torch::Tensor order = torch::randperm(n, gen, torch::kLong);
     double loss_sum = 0;
     for (std::int64_t i = 0; i < n; i += batch) {
+      clock.tick();
       const torch::Tensor idx = order.slice(0, i, std::min(i + batch, n));
       const torch::Tensor logits = model->forward(x.index_select(0, idx));
       torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y.index_select(0, idx));
@@ -196,6 +281,7 @@ std::vector<EpochResult> bare_loop(const reglab::data::Dataset& ds, const Json& 
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out.push_back({s, loss_sum / static_cast<double>(n)});
   }
+  attach_step_times(out, clock);
   return out;
 }
 
@@ -203,7 +289,10 @@ std::vector<EpochResult> bare_loop(const reglab::data::Dataset& ds, const Json& 
 // time.train_s it measured can be read back. (A recorder without a store
 // drops its points at every flush, and run_classify flushes per epoch.)
 std::vector<EpochResult> reglab_loop(const Json& cfg, reglab::store::Store& store, std::int64_t sweep_id,
-                                     const fs::path& dir, int rep) {
+                                     const fs::path& dir, int rep, std::int64_t n) {
+  const std::int64_t batch = cfg.at("task").at("batch_size").get<std::int64_t>();
+  const std::int64_t epochs = cfg.at("task").at("epochs").get<std::int64_t>();
+  StepClock clock((n + batch - 1) / batch);
   const std::string key = "rep" + std::to_string(rep) + "_" + std::to_string(reglab::util::now_seconds());
   const std::int64_t run_id = store.ensure_run(sweep_id, key, key, cfg.dump(), "ce");
   NullLogger log;
@@ -214,7 +303,10 @@ std::vector<EpochResult> reglab_loop(const Json& cfg, reglab::store::Store& stor
                                log,
                                recorder,
                                run_dir,
-                               [] { return false; },
+                               [&clock] {
+                                 clock.tick();
+                                 return false;
+                               },
                                [](const Json&) {},
                                [] {},
                                [](const std::string&, const std::string&) {},
@@ -227,15 +319,13 @@ std::vector<EpochResult> reglab_loop(const Json& cfg, reglab::store::Store& stor
   if (times.size() != losses.size()) throw std::runtime_error("time.train_s and train.loss differ in length");
   std::vector<EpochResult> out;
   for (std::size_t i = 0; i < times.size(); ++i) out.push_back({times[i].value, losses[i].value});
+  // The CPU-time span relies on one interrupt poll per step.
+  if (clock.calls() != epochs * ((n + batch - 1) / batch))
+    throw std::runtime_error("run_classify polled the interrupt flag " + std::to_string(clock.calls()) +
+                             " times, expected one poll per step");
+  attach_step_times(out, clock);
   fs::remove_all(run_dir);
   return out;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return std::nan("");
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
 }  // namespace
@@ -254,34 +344,52 @@ int main(int argc, char** argv) {
     const std::int64_t sweep_id = store.upsert_sweep("bench_train_loop", "", "");
 
     std::string hidden;
-    for (std::int64_t h : o.hidden) hidden += "-" + std::to_string(h);
+    for (std::int64_t h : o.hidden) {
+      hidden += '-';
+      hidden += std::to_string(h);
+    }
     std::printf("%s: MLP 784%s-10, batch %lld, SGD lr %g momentum 0.9, %lld train samples, %lld epoch(s) x %d rep(s), "
                 "1 thread\n",
                 o.tag.c_str(), hidden.c_str(), static_cast<long long>(o.batch), o.lr,
                 static_cast<long long>(ds.train.size()), static_cast<long long>(o.epochs), o.reps);
 
-    std::vector<double> bare_s, reglab_s, rep_ratio;
+    const std::int64_t steps = (ds.train.size() + o.batch - 1) / o.batch;
+    // Samples in the measured CPU span: the S-1 full batches before the last.
+    const double span_samples = static_cast<double>((steps - 1) * o.batch);
+    std::vector<double> bare_s, reglab_s, rep_ratio, bare_cpu, reglab_cpu, bare_step, reglab_step;
+    auto print_epoch = [&](const char* loop, const EpochResult& e) {
+      std::printf("sample %s.%s_epoch_s %.6f\nsample %s.%s_samples_per_s %.1f\n", o.tag.c_str(), loop, e.seconds,
+                  o.tag.c_str(), loop, n / e.seconds);
+      if (e.steps_cpu_s > 0) {
+        std::printf("sample %s.%s_steps_cpu_s %.6f\nsample %s.%s_cpu_samples_per_s %.1f\n"
+                    "sample %s.%s_steps_wall_s %.6f\nsample %s.%s_median_step_us %.3f\n",
+                    o.tag.c_str(), loop, e.steps_cpu_s, o.tag.c_str(), loop, span_samples / e.steps_cpu_s,
+                    o.tag.c_str(), loop, e.steps_wall_s, o.tag.c_str(), loop, e.median_step_cpu_s * 1e6);
+      }
+    };
     double last_bare_loss = std::nan(""), last_reglab_loss = std::nan("");
     for (int rep = 0; rep < o.reps; ++rep) {
       std::vector<EpochResult> b, r;
-      const bool bare_first = rep % 2 == 0;
+      const bool bare_first = (rep % 2 == 0) != o.reglab_first;
       for (int k = 0; k < 2; ++k) {
         const bool do_bare = (k == 0) == bare_first;
         if (do_bare && o.only != "reglab") b = bare_loop(ds, cfg);
-        if (!do_bare && o.only != "bare") r = reglab_loop(cfg, store, sweep_id, dir, rep);
+        if (!do_bare && o.only != "bare") r = reglab_loop(cfg, store, sweep_id, dir, rep, ds.train.size());
       }
       std::vector<double> bs, rs;
       for (const auto& e : b) {
         bs.push_back(e.seconds);
         bare_s.push_back(e.seconds);
-        std::printf("sample %s.bare_epoch_s %.6f\nsample %s.bare_samples_per_s %.1f\n", o.tag.c_str(), e.seconds,
-                    o.tag.c_str(), n / e.seconds);
+        if (e.steps_cpu_s > 0) bare_cpu.push_back(e.steps_cpu_s);
+        if (e.median_step_cpu_s > 0) bare_step.push_back(e.median_step_cpu_s);
+        print_epoch("bare", e);
       }
       for (const auto& e : r) {
         rs.push_back(e.seconds);
         reglab_s.push_back(e.seconds);
-        std::printf("sample %s.reglab_epoch_s %.6f\nsample %s.reglab_samples_per_s %.1f\n", o.tag.c_str(), e.seconds,
-                    o.tag.c_str(), n / e.seconds);
+        if (e.steps_cpu_s > 0) reglab_cpu.push_back(e.steps_cpu_s);
+        if (e.median_step_cpu_s > 0) reglab_step.push_back(e.median_step_cpu_s);
+        print_epoch("reglab", e);
       }
       if (!b.empty()) last_bare_loss = b.back().mean_loss;
       if (!r.empty()) last_reglab_loss = r.back().mean_loss;
@@ -300,6 +408,12 @@ int main(int argc, char** argv) {
     if (!bare_s.empty() && !reglab_s.empty()) {
       std::printf("%s: reglab / bare time = %.4f (overhead %+.2f%%), median of per-rep ratios %.4f\n", o.tag.c_str(),
                   mr / mb, (mr / mb - 1) * 100, median(rep_ratio));
+      const double cb = median(bare_cpu), cr = median(reglab_cpu);
+      std::printf("%s: CPU time of the first S-1 steps: bare %.4f s, reglab %.4f s, ratio %.4f (overhead %+.2f%%)\n",
+                  o.tag.c_str(), cb, cr, cr / cb, (cr / cb - 1) * 100);
+      const double sb = median(bare_step), sr = median(reglab_step);
+      std::printf("%s: median CPU time of one step: bare %.1f us, reglab %.1f us, ratio %.4f (overhead %+.2f%%)\n",
+                  o.tag.c_str(), sb * 1e6, sr * 1e6, sr / sb, (sr / sb - 1) * 100);
       std::printf("%s: sanity: last-epoch mean training loss bare %.6f, reglab %.6f\n", o.tag.c_str(),
                   last_bare_loss, last_reglab_loss);
     }

@@ -8,6 +8,10 @@ scaling (pixels / 255, then standardised with the mean and population std of
 the kept training images), the same model shape and batch size. Only the
 training epochs are timed, not loading.
 
+Besides each epoch's wall time, it measures this thread's CPU time from the
+start of the first step to the start of the last one, as the C++ program does
+(robust when other work shares the machine).
+
 Prints a summary and one "sample KEY VALUE" line per epoch for
 tools/bench/run_all.
 
@@ -64,18 +68,24 @@ def make_mlp(widths, classes):
 
 
 def train(x, y, widths, batch, epochs, lr, seed):
-    """Seconds and mean training loss of each epoch."""
+    """Per epoch: wall seconds, mean training loss, CPU seconds of steps 0..S-2."""
     torch.manual_seed(seed)
     model = make_mlp(widths, 10)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     model.train()
     n = x.shape[0]
+    last = (n - 1) // batch * batch  # offset of the last step
     out = []
     for _ in range(epochs):
         start = time.perf_counter()
         order = torch.randperm(n)
         total = 0.0
+        cpu0 = cpu = 0.0
         for i in range(0, n, batch):
+            if i == 0:
+                cpu0 = time.thread_time()
+            if i == last:
+                cpu = time.thread_time() - cpu0
             idx = order[i:i + batch]
             logits = model(x.index_select(0, idx))
             loss = F.cross_entropy(logits, y.index_select(0, idx))
@@ -83,7 +93,7 @@ def train(x, y, widths, batch, epochs, lr, seed):
             loss.backward()
             opt.step()
             total += loss.item() * idx.shape[0]
-        out.append((time.perf_counter() - start, total / n))
+        out.append((time.perf_counter() - start, total / n, cpu))
     return out
 
 
@@ -106,11 +116,15 @@ def main():
           f"{'-'.join(map(str, widths))}-10, batch {a.batch}, SGD lr {a.lr} momentum 0.9, "
           f"{n} train samples, {a.epochs} epoch(s) x {a.reps} rep(s), {torch.get_num_threads()} thread")
     seconds = []
+    span = ((n + a.batch - 1) // a.batch - 1) * a.batch  # samples in the CPU span
     for rep in range(a.reps):
-        for s, loss in train(x, y, widths, a.batch, a.epochs, a.lr, a.seed + rep):
+        for s, loss, cpu in train(x, y, widths, a.batch, a.epochs, a.lr, a.seed + rep):
             seconds.append(s)
             print(f"sample {a.tag}.python_epoch_s {s:.6f}")
             print(f"sample {a.tag}.python_samples_per_s {n / s:.1f}")
+            if cpu > 0:
+                print(f"sample {a.tag}.python_steps_cpu_s {cpu:.6f}")
+                print(f"sample {a.tag}.python_cpu_samples_per_s {span / cpu:.1f}")
             sys.stdout.flush()
     m = statistics.median(seconds)
     print(f"{a.tag}: python loop  median {m:.4f} s/epoch  {n / m:9.0f} samples/s  "
