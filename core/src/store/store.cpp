@@ -308,20 +308,29 @@ void require_one_row(SQLite::Database& db, std::int64_t run_id, const char* what
 }
 }  // namespace
 
-void Store::mark_running(std::int64_t run_id, std::int64_t pid, const std::string& host,
-                         const std::string& git_rev, const std::string& log_path) {
-  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement q(*db_,
-                      "UPDATE runs SET status = 'running', pid = :pid, host = :host, git_rev = :rev, "
-                      "log_path = :log, attempts = attempts + 1, started_at = :now, heartbeat_at = :now, "
-                      "finished_at = NULL, duration_s = NULL, error = '' WHERE id = :id");
+namespace {
+// Puts a run into 'running' for a new attempt; with `only_if_free`, only when
+// it is neither running nor completed. Returns whether the row changed.
+bool start_attempt(SQLite::Database& db, std::int64_t run_id, std::int64_t pid, const std::string& host,
+                   const std::string& git_rev, const std::string& log_path, bool only_if_free) {
+  SQLite::Statement q(db, std::string("UPDATE runs SET status = 'running', pid = :pid, host = :host, git_rev = :rev, "
+                                      "log_path = :log, attempts = attempts + 1, started_at = :now, heartbeat_at = :now, "
+                                      "finished_at = NULL, duration_s = NULL, error = '' WHERE id = :id") +
+                              (only_if_free ? " AND status NOT IN ('running', 'completed')" : ""));
   q.bind(":pid", pid);
   q.bind(":host", host);
   q.bind(":rev", git_rev);
   q.bind(":log", log_path);
   q.bind(":now", util::now_iso8601());
   q.bind(":id", run_id);
-  q.exec();
+  return q.exec() == 1;
+}
+}  // namespace
+
+void Store::mark_running(std::int64_t run_id, std::int64_t pid, const std::string& host,
+                         const std::string& git_rev, const std::string& log_path) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  start_attempt(*db_, run_id, pid, host, git_rev, log_path, /*only_if_free=*/false);
   require_one_row(*db_, run_id, "mark_running");
   tx.commit();
 }
@@ -329,18 +338,7 @@ void Store::mark_running(std::int64_t run_id, std::int64_t pid, const std::strin
 bool Store::claim_run(std::int64_t run_id, std::int64_t pid, const std::string& host, const std::string& git_rev,
                       const std::string& log_path) {
   SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement q(*db_,
-                      "UPDATE runs SET status = 'running', pid = :pid, host = :host, git_rev = :rev, "
-                      "log_path = :log, attempts = attempts + 1, started_at = :now, heartbeat_at = :now, "
-                      "finished_at = NULL, duration_s = NULL, error = '' "
-                      "WHERE id = :id AND status NOT IN ('running', 'completed')");
-  q.bind(":pid", pid);
-  q.bind(":host", host);
-  q.bind(":rev", git_rev);
-  q.bind(":log", log_path);
-  q.bind(":now", util::now_iso8601());
-  q.bind(":id", run_id);
-  const bool claimed = q.exec() == 1;
+  const bool claimed = start_attempt(*db_, run_id, pid, host, git_rev, log_path, /*only_if_free=*/true);
   tx.commit();
   return claimed;
 }
