@@ -30,6 +30,10 @@ function(reglab_add_plugin name)
     if(COMMAND reglab_warnings)
       reglab_warnings(${name})
     endif()
+    # Installed plugins find reglab's shared libraries (reglab::kernels) in
+    # the library folder above the plugin folder.
+    file(RELATIVE_PATH libdir_from_plugins "/${REGLAB_INSTALL_PLUGIN_DIR}" "/${CMAKE_INSTALL_LIBDIR}")
+    set_target_properties(${name} PROPERTIES INSTALL_RPATH "$ORIGIN/${libdir_from_plugins}")
     install(TARGETS ${name} LIBRARY DESTINATION "${REGLAB_INSTALL_PLUGIN_DIR}")
     set_property(GLOBAL APPEND PROPERTY REGLAB_PLUGIN_TARGETS ${name})
   endif()

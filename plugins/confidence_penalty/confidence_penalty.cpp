@@ -1,12 +1,15 @@
 // confidence_penalty — cross-entropy minus β times the mean predictive entropy
 // (Pereyra et al. 2017): loss = mean_i [−log p_i,y_i − β·H(p_i)],
 // H(p) = −Σ_k p_k log p_k in nats. Stateless.
+#include <torch/nn/functional/loss.h>
 #include <torch/types.h>
 
 #include <iterator>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
+#include "reglab/kernels/ops.h"
 #include "reglab/method.h"
 #include "reglab/plugin.h"
 
@@ -34,16 +37,23 @@ class ConfidencePenalty final : public reglab::Method {
     TORCH_CHECK(batch.targets.dim() == 1 && batch.targets.size(0) == logits.size(0),
                 "confidence_penalty: targets must be [B] with B = ", logits.size(0), ", got ",
                 batch.targets.sizes());
-    const torch::Tensor log_p = torch::log_softmax(logits, 1);
-    const torch::Tensor nll = -log_p.gather(1, batch.targets.unsqueeze(1)).squeeze(1);
-    // From log_softmax, not log(softmax): a class whose probability underflows
-    // to 0 contributes 0·(finite) = 0 instead of 0·(−inf) = NaN.
-    const torch::Tensor entropy = -(log_p.exp() * log_p).sum(1);
+    // Per-sample −log p_y from LibTorch's fused cross-entropy; an
+    // ignore_index no label can take makes every label outside [0, K) an
+    // error (as in the ce plugin).
+    const torch::Tensor nll = torch::nn::functional::cross_entropy(logits, batch.targets, options_);
+    // The fused entropy (reglab::kernels): one pass over the logits, and a
+    // gradient −p(log p + H) formed without the p and log p tensors; a class
+    // whose probability underflows to 0 contributes exactly 0, not 0·(−inf).
+    const torch::Tensor entropy = reglab::kernels::softmax_entropy(logits, 1);
     return (nll - beta_ * entropy).mean();
   }
 
  private:
   double beta_ = 0.1;
+  const torch::nn::functional::CrossEntropyFuncOptions options_ =
+      torch::nn::functional::CrossEntropyFuncOptions()
+          .reduction(torch::kNone)
+          .ignore_index(std::numeric_limits<std::int64_t>::min());
 };
 
 }  // namespace

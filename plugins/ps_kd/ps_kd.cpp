@@ -10,14 +10,18 @@
 // When an index repeats in a batch the last row's value is written (as index
 // assignment does). State: P, N×K, zeros at setup, in the logits' dtype,
 // saved as "past_predictions".
+#include <ATen/Dispatch.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/types.h>
 
+#include <cmath>
 #include <iterator>
 #include <stdexcept>
 #include <string>
 
 #include "reglab/method.h"
 #include "reglab/plugin.h"
+#include "reglab/sample_state.h"
 
 namespace {
 
@@ -29,21 +33,90 @@ constexpr reglab::ParamSpec kParams[] = {
 
 constexpr const char* kStateName = "past_predictions";
 
-std::string shape_text(const torch::Tensor& t) {
-  std::string s = "[";
-  for (std::int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + "]";
-}
+// The CPU path: the epoch-0 overwrite, the targets and the loss in one pass
+// over the B×K logits, with the gradient written out by hand; the dozen
+// small tensor ops of the generic path (and their backward nodes) cost more
+// than the model's step at classify batch sizes (tools/bench, --method ps_kd).
+// Returns {loss, p}; p = softmax(z), kept for after_optimizer_step.
+//   t_i = (1 − α_t)·onehot(y_i) + α_t·P[idx_i]  (P read after the overwrite)
+//   loss = (1/B) Σ_i Σ_k −t_ik·log p_ik ;  ∂loss/∂z_ik = (p_ik·Σ_c t_ic − t_ik)/B
+struct PsKdLossCpu : public torch::autograd::Function<PsKdLossCpu> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits,
+                                                const torch::Tensor& targets, const torch::Tensor& indices,
+                                                torch::Tensor state, double alpha_t, bool overwrite_onehot) {
+    const torch::Tensor z = logits.contiguous();
+    const torch::Tensor y = targets.contiguous();
+    const torch::Tensor ix = indices.contiguous();
+    const std::int64_t b = z.size(0), k = z.size(1);
+    const std::int64_t* labels = y.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < b; ++i)
+      TORCH_CHECK(labels[i] >= 0 && labels[i] < k, "ps_kd: target ", labels[i], " is out of bounds for ", k,
+                  " classes");
+    torch::Tensor p = torch::empty_like(z);
+    torch::Tensor t = torch::empty_like(z);
+    torch::Tensor loss = torch::empty({}, z.options());
+    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ps_kd_cpu_forward", [&] {
+      const scalar_t* zp = z.data_ptr<scalar_t>();
+      const std::int64_t* ip = ix.data_ptr<std::int64_t>();
+      scalar_t* pp = p.data_ptr<scalar_t>();
+      scalar_t* tp = t.data_ptr<scalar_t>();
+      scalar_t* P = state.data_ptr<scalar_t>();
+      if (overwrite_onehot) {
+        for (std::int64_t i = 0; i < b; ++i) {
+          scalar_t* row = P + ip[i] * k;
+          for (std::int64_t c = 0; c < k; ++c) row[c] = c == labels[i] ? scalar_t(1) : scalar_t(0);
+        }
+      }
+      double total = 0;
+      for (std::int64_t i = 0; i < b; ++i) {
+        const scalar_t* zi = zp + i * k;
+        scalar_t m = zi[0];
+        for (std::int64_t c = 1; c < k; ++c) m = zi[c] > m ? zi[c] : m;
+        // Shifted by the row's max throughout: adding the max back would round
+        // away the small differences that decide near-one-hot rows.
+        double sum = 0;
+        for (std::int64_t c = 0; c < k; ++c) sum += std::exp(static_cast<double>(zi[c]) - static_cast<double>(m));
+        const double log_sum = std::log(sum);
+        const scalar_t* past = P + ip[i] * k;
+        for (std::int64_t c = 0; c < k; ++c) {
+          const double shifted = static_cast<double>(zi[c]) - static_cast<double>(m);
+          const double log_p = shifted - log_sum;
+          pp[i * k + c] = static_cast<scalar_t>(std::exp(shifted) / sum);
+          const double target = (1.0 - alpha_t) * (c == labels[i] ? 1.0 : 0.0) +
+                                alpha_t * static_cast<double>(past[c]);
+          tp[i * k + c] = static_cast<scalar_t>(target);
+          total -= target * log_p;
+        }
+      }
+      loss.fill_(b > 0 ? total / static_cast<double>(b) : 0.0);
+    });
+    ctx->save_for_backward({p, t});
+    ctx->mark_non_differentiable({p});
+    return {loss, p};
+  }
 
-// For each row j of the batch, the position of the last row with the same
-// index. Writing rows.index_select(0, last) makes every duplicate carry the
-// same value, so the write is deterministic on any device ("last wins")
-// without a host sync. B×B comparison: cheap for batch-sized B.
-torch::Tensor last_occurrence(const torch::Tensor& indices) {
-  const torch::Tensor same = indices.unsqueeze(1).eq(indices.unsqueeze(0)).to(torch::kLong);
-  const torch::Tensor position = torch::arange(indices.size(0), indices.options().dtype(torch::kLong));
-  return same.mul(position.unsqueeze(0)).amax(1);
-}
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_output) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &p = saved[0], &t = saved[1];
+    const std::int64_t b = p.size(0), k = p.size(1);
+    const double scale = grad_output[0].item<double>() / static_cast<double>(b);
+    torch::Tensor grad = torch::empty_like(p);
+    AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "ps_kd_cpu_backward", [&] {
+      const scalar_t* pp = p.data_ptr<scalar_t>();
+      const scalar_t* tp = t.data_ptr<scalar_t>();
+      scalar_t* gp = grad.data_ptr<scalar_t>();
+      for (std::int64_t i = 0; i < b; ++i) {
+        double mass = 0;
+        for (std::int64_t c = 0; c < k; ++c) mass += static_cast<double>(tp[i * k + c]);
+        for (std::int64_t c = 0; c < k; ++c)
+          gp[i * k + c] = static_cast<scalar_t>(
+              scale * (static_cast<double>(pp[i * k + c]) * mass - static_cast<double>(tp[i * k + c])));
+      }
+    });
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
 
 class PsKd final : public reglab::Method {
  public:
@@ -74,11 +147,20 @@ class PsKd final : public reglab::Method {
     const torch::Tensor& idx = batch.indices;
     const double alpha_t = alpha_T_ * static_cast<double>(step.epoch + 1) / static_cast<double>(step.total_epochs);
 
-    const torch::Tensor onehot = torch::one_hot(batch.targets, num_classes_).to(logits.scalar_type());
-    if (step.epoch == 0) {
-      torch::NoGradGuard no_grad;
-      past_.index_put_({idx}, onehot.index_select(0, last_occurrence(idx)).to(past_.scalar_type()));
+    const bool cpu_path = logits.device().is_cpu() && past_.device().is_cpu() &&
+                          logits.scalar_type() == past_.scalar_type() &&
+                          (logits.scalar_type() == torch::kFloat || logits.scalar_type() == torch::kDouble) &&
+                          logits.size(0) > 0;
+    if (cpu_path) {
+      auto out = PsKdLossCpu::apply(logits, batch.targets, idx, past_, alpha_t, step.epoch == 0);
+      last_logits_ = logits;
+      last_p_ = out[1];
+      return out[0];
     }
+
+    // The generic path (accelerators, other dtypes): the same equations as tensor ops.
+    const torch::Tensor onehot = torch::one_hot(batch.targets, num_classes_).to(logits.scalar_type());
+    if (step.epoch == 0) reglab::assign_rows(past_, idx, onehot);
     const torch::Tensor target = (1.0 - alpha_t) * onehot + alpha_t * past_.index_select(0, idx).to(logits.scalar_type());
     // Batch mean of the per-sample sums, in the official order (mean over
     // rows, then sum over classes).
@@ -90,8 +172,12 @@ class PsKd final : public reglab::Method {
     const torch::Tensor& logits = outputs.at("logits");
     check_batch(batch, logits, "after_optimizer_step");
     torch::NoGradGuard no_grad;
-    const torch::Tensor p = torch::softmax(logits.detach(), 1).to(past_.scalar_type());
-    past_.index_put_({batch.indices}, p.index_select(0, last_occurrence(batch.indices)));
+    // The CPU path already computed softmax of these very logits.
+    const bool same_forward = last_p_.defined() && logits.is_same(last_logits_);
+    const torch::Tensor p = same_forward ? last_p_ : torch::softmax(logits.detach(), 1);
+    last_logits_ = torch::Tensor();
+    last_p_ = torch::Tensor();
+    reglab::assign_rows(past_, batch.indices, p);
   }
 
   reglab::StateDict state_dict() const override { return {{kStateName, past_}}; }
@@ -103,8 +189,8 @@ class PsKd final : public reglab::Method {
     const torch::Tensor& given = it->second;
     if (!given.defined() || !given.is_floating_point() || !given.sizes().equals(past_.sizes()))
       throw std::invalid_argument("ps_kd: load_state_dict: 'past_predictions' must be a floating tensor of shape " +
-                                  shape_text(past_) + " (num_train_samples, num_classes), got " +
-                                  (given.defined() ? shape_text(given) + " " + c10::toString(given.scalar_type())
+                                  reglab::shape_text(past_) + " (num_train_samples, num_classes), got " +
+                                  (given.defined() ? reglab::shape_text(given) + " " + c10::toString(given.scalar_type())
                                                    : std::string("an undefined tensor")));
     torch::NoGradGuard no_grad;
     past_.copy_(given);
@@ -120,24 +206,15 @@ class PsKd final : public reglab::Method {
                     batch.targets.scalar_type() == torch::kLong,
                 "ps_kd: ", hook, ": targets must be int64 [B] with B = ", b, ", got ",
                 batch.targets.defined() ? batch.targets.sizes() : torch::IntArrayRef{});
-    TORCH_CHECK(batch.indices.defined() && batch.indices.dim() == 1 && batch.indices.size(0) == b &&
-                    batch.indices.scalar_type() == torch::kLong,
-                "ps_kd: ", hook, ": indices must be int64 [B] with B = ", b, " (positions in the training set), got ",
-                batch.indices.defined() ? batch.indices.sizes() : torch::IntArrayRef{});
-    // A range check costs a sync on an accelerator; there, index_select's own
-    // check reports it.
-    if (b > 0 && batch.indices.device().is_cpu()) {
-      const std::int64_t lo = batch.indices.min().item<std::int64_t>();
-      const std::int64_t hi = batch.indices.max().item<std::int64_t>();
-      TORCH_CHECK(lo >= 0 && hi < num_samples_, "ps_kd: indices must be in [0, ", num_samples_,
-                  ") (num_train_samples), got values in [", lo, ", ", hi, "]");
-    }
+    reglab::check_indices((std::string("ps_kd: ") + hook).c_str(), batch.indices, b, num_samples_);
   }
 
   double alpha_T_ = 0.8;
   std::int64_t num_samples_ = 0;
   std::int64_t num_classes_ = 0;
   torch::Tensor past_;
+  // The last training forward's logits and, from the CPU path, their softmax.
+  torch::Tensor last_logits_, last_p_;
 };
 
 }  // namespace

@@ -333,7 +333,7 @@ TEST(PsKd, RejectsBadShapesIndicesAndState) {
   EXPECT_NE(error_of([&] { s.step(z, {0}, {0, 1}); }).find("ps_kd: training_loss: targets must be int64 [B] with B = 2"),
             std::string::npos);
   EXPECT_NE(error_of([&] { s.step(z, {0, 1}, {-1, 0}); })
-                .find("ps_kd: indices must be in [0, 4) (num_train_samples), got values in [-1, 0]"),
+                .find("ps_kd: training_loss: indices must be in [0, 4) (num_train_samples), got values in [-1, 0]"),
             std::string::npos);
   EXPECT_NE(error_of([&] { s.step(z, {0, 1}, {0, 1}, 2); }).find("ps_kd: needs 0 <= epoch < total_epochs, got epoch 2 of 2"),
             std::string::npos);

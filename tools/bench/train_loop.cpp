@@ -29,9 +29,18 @@
 //
 //   reglab_bench_train_loop [--hidden 256] [--batch 128] [--epochs 3] [--reps 5]
 //                           [--lr 0.01] [--limit 0] [--tag NAME] [--first bare|reglab]
-//                           [--only bare|reglab]
+//                           [--only bare|reglab] [--interleave on|off] [--method ce]
 // --first picks which loop runs first in the first repetition (run_all
 // alternates it between single-repetition calls).
+//
+// --interleave on measures the two loops step by step instead: reglab's loop
+// runs, and inside its interrupt poll (the top of every step) a twin model
+// takes the bare loop's step on the same batch. Both steps then see the same
+// machine at the same moment, which makes this the robust overhead figure on
+// a shared machine; sequential epochs, even alternated, mostly measure
+// whoever else is using the cores. With --method NAME reglab's loop trains
+// with that method (its defaults) while the twin stays plain CE, so the ratio
+// of two runs (NAME vs ce) prices the method against CE inside reglab.
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/functional/loss.h>
@@ -45,6 +54,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,15 +83,17 @@ struct Options {
   double lr = 0.01;
   std::int64_t limit = 0;
   std::string tag = "loop";
+  std::string method = "ce";  // reglab's method (with its defaults); the bare loop is always plain CE
   std::string only;  // "", "bare" or "reglab"
   bool reglab_first = false;  // order of the first repetition
+  bool interleave = false;    // --interleave: the twin-step measurement (see interleaved_loop)
 };
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "reglab_bench_train_loop: " << problem << "\n"
             << "usage: reglab_bench_train_loop [--hidden 256[,128...]] [--batch 128] [--epochs 3] [--reps 5]\n"
             << "                               [--lr 0.01] [--limit 0] [--tag NAME] [--first bare|reglab]\n"
-            << "                               [--only bare|reglab]\n";
+            << "                               [--only bare|reglab] [--interleave on|off] [--method ce]\n";
   std::exit(2);
 }
 
@@ -110,6 +122,11 @@ Options parse(int argc, char** argv) {
       } else if (flag == "--first") {
         if (v != "bare" && v != "reglab") usage("--first takes bare or reglab, got " + v);
         o.reglab_first = v == "reglab";
+      } else if (flag == "--method") {
+        o.method = v;
+      } else if (flag == "--interleave") {
+        if (v != "on" && v != "off") usage("--interleave takes on or off, got " + v);
+        o.interleave = v == "on";
       } else if (flag == "--only") {
         if (v != "bare" && v != "reglab") usage("--only takes bare or reglab, got " + v);
         o.only = v;
@@ -158,7 +175,7 @@ Json resolved_config(const Options& o, const fs::path& dir) {
                       << "[data]\ndataset = \"fashion-mnist\"\nlimit = " << o.limit << "\n"
                       << "[model]\narch = \"mlp\"\nhidden = [" << hidden << "]\n"
                       << "[optim]\nname = \"sgd\"\nlr = " << o.lr << "\nmomentum = 0.9\n"
-                      << "[method]\nname = \"ce\"\n";
+                      << "[method]\nname = \"" << o.method << "\"\n";
   reglab::sweep::Sweep sweep = reglab::sweep::load_sweep(file, {}, registry_lookup(), registry_names());
   if (sweep.trials.size() != 1) throw std::runtime_error("expected one trial");
   return sweep.trials.front().config;
@@ -243,40 +260,61 @@ void attach_step_times(std::vector<EpochResult>& epochs, const StepClock& clock)
   }
 }
 
+// What a person would write by hand: the model (same seed, so the same
+// initial weights as reglab's), SGD, and one step = forward, cross_entropy,
+// zero_grad, backward, step, loss.item().
+class BareTrainer {
+ public:
+  BareTrainer(const reglab::data::Dataset& ds, const Json& cfg)
+      : x_(ds.train.x), y_(ds.train.y), seed_(cfg.at("seed").get<std::uint64_t>()) {
+    reglab::models::ModelOptions mo;
+    mo.arch = "mlp";
+    mo.hidden = cfg.at("model").at("hidden").get<std::vector<std::int64_t>>();
+    torch::manual_seed(seed_);
+    model_ = reglab::models::make_model(mo, ds.input_shape, ds.num_classes);
+    const Json& optim = cfg.at("optim");
+    opt_ = std::make_unique<torch::optim::SGD>(
+        model_->parameters(),
+        torch::optim::SGDOptions(optim.at("lr").get<double>()).momentum(optim.at("momentum").get<double>()));
+    model_->train();
+  }
+  // The epoch's order, as the classify paradigm draws it (seed * 1000003 + epoch).
+  torch::Tensor order(std::int64_t epoch) const {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch));
+    return torch::randperm(x_.size(0), gen, torch::kLong);
+  }
+  // One step on the rows idx; returns the loss times the batch size.
+  double step(const torch::Tensor& idx) {
+    const torch::Tensor logits = model_->forward(x_.index_select(0, idx));
+    torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y_.index_select(0, idx));
+    opt_->zero_grad();
+    loss.backward();
+    opt_->step();
+    return loss.item<double>() * static_cast<double>(idx.size(0));
+  }
+
+ private:
+  torch::Tensor x_, y_;
+  std::uint64_t seed_;
+  torch::nn::Sequential model_{nullptr};
+  std::unique_ptr<torch::optim::SGD> opt_;
+};
+
 // The hand-written loop: one epoch per entry of the result.
 std::vector<EpochResult> bare_loop(const reglab::data::Dataset& ds, const Json& cfg) {
-  const std::uint64_t seed = cfg.at("seed").get<std::uint64_t>();
   const std::int64_t epochs = cfg.at("task").at("epochs").get<std::int64_t>();
   const std::int64_t batch = cfg.at("task").at("batch_size").get<std::int64_t>();
-  reglab::models::ModelOptions mo;
-  mo.arch = "mlp";
-  mo.hidden = cfg.at("model").at("hidden").get<std::vector<std::int64_t>>();
-  torch::manual_seed(seed);
-  torch::nn::Sequential model = reglab::models::make_model(mo, ds.input_shape, ds.num_classes);
-  const Json& optim = cfg.at("optim");
-  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(optim.at("lr").get<double>())
-                                                 .momentum(optim.at("momentum").get<double>()));
-  const torch::Tensor& x = ds.train.x;
-  const torch::Tensor& y = ds.train.y;
+  BareTrainer bare(ds, cfg);
   const std::int64_t n = ds.train.size();
   StepClock clock((n + batch - 1) / batch);
   std::vector<EpochResult> out;
-  model->train();
   for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
-    // Same per-epoch order as the classify paradigm (seed * 1000003 + epoch).
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
-    const torch::Tensor order = torch::randperm(n, gen, torch::kLong);
+    const torch::Tensor order = bare.order(epoch);
     double loss_sum = 0;
     for (std::int64_t i = 0; i < n; i += batch) {
       clock.tick();
-      const torch::Tensor idx = order.slice(0, i, std::min(i + batch, n));
-      const torch::Tensor logits = model->forward(x.index_select(0, idx));
-      torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y.index_select(0, idx));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      loss_sum += loss.item<double>() * static_cast<double>(idx.size(0));
+      loss_sum += bare.step(order.slice(0, i, std::min(i + batch, n)));
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out.push_back({s, loss_sum / static_cast<double>(n)});
@@ -294,7 +332,7 @@ std::vector<EpochResult> reglab_loop(const Json& cfg, reglab::store::Store& stor
   const std::int64_t epochs = cfg.at("task").at("epochs").get<std::int64_t>();
   StepClock clock((n + batch - 1) / batch);
   const std::string key = "rep" + std::to_string(rep) + "_" + std::to_string(reglab::util::now_seconds());
-  const std::int64_t run_id = store.ensure_run(sweep_id, key, key, cfg.dump(), "ce");
+  const std::int64_t run_id = store.ensure_run(sweep_id, key, key, cfg.dump(), cfg.at("method").at("name").get<std::string>());
   NullLogger log;
   reglab::runner::MetricRecorder recorder(&store, run_id);
   const fs::path run_dir = dir / key;
@@ -328,6 +366,107 @@ std::vector<EpochResult> reglab_loop(const Json& cfg, reglab::store::Store& stor
   return out;
 }
 
+// The twin-step measurement (--interleave on). Each step of reglab's loop is
+// timed from the end of one interrupt poll to the start of the next; inside
+// the poll, a bare twin (same initial weights, same optimizer, same batch)
+// takes its step and is timed on its own. The last step of each epoch is
+// left out of both: reglab's next poll comes after its evaluation.
+struct InterleavedResult {
+  std::vector<double> bare_step_s, reglab_step_s;  // paired, one entry per step
+  double bare_mean_loss = 0, reglab_mean_loss = 0;  // last epoch
+};
+
+InterleavedResult interleaved_loop(const reglab::data::Dataset& ds, const Json& cfg, reglab::store::Store& store,
+                                   std::int64_t sweep_id, const fs::path& dir) {
+  const std::int64_t epochs = cfg.at("task").at("epochs").get<std::int64_t>();
+  const std::int64_t batch = cfg.at("task").at("batch_size").get<std::int64_t>();
+  BareTrainer twin(ds, cfg);
+  const std::int64_t n = ds.train.size();
+  const std::int64_t steps = (n + batch - 1) / batch;
+
+  InterleavedResult out;
+  std::int64_t calls = 0;
+  double last_end = 0, bare_loss_sum = 0;
+  torch::Tensor order;
+  auto poll = [&]() -> bool {
+    const double start = thread_cpu_seconds();
+    const std::int64_t i = calls % steps;
+    const std::int64_t epoch = calls / steps;
+    ++calls;
+    if (i > 0) out.reglab_step_s.push_back(start - last_end);
+    if (i == 0) {
+      order = twin.order(epoch);
+      bare_loss_sum = 0;
+    }
+    const double b0 = thread_cpu_seconds();
+    bare_loss_sum += twin.step(order.slice(0, i * batch, std::min((i + 1) * batch, n)));
+    const double b1 = thread_cpu_seconds();
+    if (i < steps - 1) out.bare_step_s.push_back(b1 - b0);
+    if (i == steps - 1) out.bare_mean_loss = bare_loss_sum / static_cast<double>(n);
+    last_end = thread_cpu_seconds();
+    return false;
+  };
+
+  const std::string key = "interleaved_" + std::to_string(reglab::util::now_seconds());
+  const std::int64_t run_id = store.ensure_run(sweep_id, key, key, cfg.dump(), cfg.at("method").at("name").get<std::string>());
+  NullLogger log;
+  reglab::runner::MetricRecorder recorder(&store, run_id);
+  const fs::path run_dir = dir / key;
+  fs::create_directories(run_dir);
+  reglab::runner::TrialEnv env{cfg,
+                               log,
+                               recorder,
+                               run_dir,
+                               poll,
+                               [](const Json&) {},
+                               [] {},
+                               [](const std::string&, const std::string&) {},
+                               [](const std::string&, const fs::path&) {},
+                               0.0};
+  reglab::paradigms::run_classify(env);
+  recorder.flush();
+  const auto losses = store.metrics(run_id, "train.loss");
+  if (!losses.empty()) out.reglab_mean_loss = losses.back().value;
+  if (calls != epochs * steps || out.bare_step_s.size() != out.reglab_step_s.size())
+    throw std::runtime_error("run_classify polled the interrupt flag " + std::to_string(calls) +
+                             " times, expected one poll per step");
+  fs::remove_all(run_dir);
+  return out;
+}
+
+int run_interleaved(const Options& o, const reglab::data::Dataset& ds, const Json& cfg,
+                    reglab::store::Store& store, std::int64_t sweep_id, const fs::path& dir) {
+  std::vector<double> sum_ratio, median_ratio;
+  double bare_loss = 0, reglab_loss = 0;
+  for (int rep = 0; rep < o.reps; ++rep) {
+    const InterleavedResult r = interleaved_loop(ds, cfg, store, sweep_id, dir);
+    double sb = 0, sr = 0;
+    std::vector<double> per_step;
+    for (std::size_t k = 0; k < r.bare_step_s.size(); ++k) {
+      sb += r.bare_step_s[k];
+      sr += r.reglab_step_s[k];
+      per_step.push_back(r.reglab_step_s[k] / r.bare_step_s[k]);
+    }
+    sum_ratio.push_back(sr / sb);
+    median_ratio.push_back(median(per_step));
+    bare_loss = r.bare_mean_loss;
+    reglab_loss = r.reglab_mean_loss;
+    std::printf("sample %s.twin_bare_steps_cpu_s %.6f\nsample %s.twin_reglab_steps_cpu_s %.6f\n"
+                "sample %s.twin_ratio %.6f\nsample %s.twin_median_step_ratio %.6f\n",
+                o.tag.c_str(), sb, o.tag.c_str(), sr, o.tag.c_str(), sum_ratio.back(), o.tag.c_str(),
+                median_ratio.back());
+    std::fflush(stdout);
+  }
+  const double ratio = median(sum_ratio), step_ratio = median(median_ratio);
+  std::printf("%s: twin steps (reglab's step with method %s, then the bare CE step on the same batch, %d rep(s) x "
+              "%lld epoch(s)):\n"
+              "%s:   CPU time reglab / bare = %.4f (overhead %+.2f%%), median per-step ratio %.4f (%+.2f%%)\n"
+              "%s:   last-epoch mean training loss bare %.6f, reglab %.6f (equal when the method is ce)\n",
+              o.tag.c_str(), o.method.c_str(), o.reps, static_cast<long long>(o.epochs), o.tag.c_str(), ratio, (ratio - 1) * 100,
+              step_ratio, (step_ratio - 1) * 100, o.tag.c_str(), bare_loss, reglab_loss);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -352,6 +491,12 @@ int main(int argc, char** argv) {
                 "1 thread\n",
                 o.tag.c_str(), hidden.c_str(), static_cast<long long>(o.batch), o.lr,
                 static_cast<long long>(ds.train.size()), static_cast<long long>(o.epochs), o.reps);
+
+    if (o.interleave) {
+      const int rc = run_interleaved(o, ds, cfg, store, sweep_id, dir);
+      fs::remove_all(dir);
+      return rc;
+    }
 
     const std::int64_t steps = (ds.train.size() + o.batch - 1) / o.batch;
     // Samples in the measured CPU span: the S-1 full batches before the last.

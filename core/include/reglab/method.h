@@ -5,17 +5,24 @@
 // thread, in this order:
 //
 //   setup(ctx)                                    once, before the first step
+//   transform_model(model, mctx)                  once, before the optimizer exists
 //   for each epoch:
 //     for each batch:
+//       [before_forward(true)]                       only if transform_model changed the model
 //       loss = training_loss(batch, outputs, step)   outputs of the training forward
 //       (backward, optimizer step — done by the paradigm)
 //       after_optimizer_step(batch, outputs, step)   same outputs, for state updates
 //     on_epoch_end(step)
+//     [before_forward(false) before each evaluation forward]
 //
 // state_dict()/load_state_dict() carry everything the method needs to resume
 // a run mid-way (per-sample buffers, counters); the paradigm saves it with the
 // model's checkpoint. Defaults do nothing, so a stateless method overrides
 // training_loss only.
+//
+// Model transformations (re-parameterisations such as weight norm, spectral
+// norm or the weight compander) use transform_model and before_forward; see
+// their comments below. The probe has no model and never calls them.
 //
 // Errors: hooks throw (std::exception or c10::Error) on invalid input; the
 // core catches at the plugin boundary and rethrows naming the plugin and hook.
@@ -31,11 +38,18 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "reglab/params.h"
 #include "reglab/plugin.h"
 
 #define REGLAB_TORCH_VERSION_STRING TORCH_VERSION
+
+// transform_model takes the paradigm's model; a plugin that overrides it
+// includes <torch/nn/module.h> (or the module headers it inspects) itself.
+namespace torch::nn {
+class Module;
+}  // namespace torch::nn
 
 namespace reglab {
 
@@ -107,6 +121,21 @@ struct StepContext {
 
 using StateDict = std::map<std::string, torch::Tensor>;
 
+// Tensors the optimizer trains together, with the weight decay it applies to
+// them (the coefficient of SGD's and Adam's `weight_decay`, AdamW's
+// decoupled decay). Every tensor is a leaf that requires grad, and appears in
+// one group only.
+struct ParamGroup {
+  std::vector<torch::Tensor> params;
+  double weight_decay = 0.0;
+};
+
+// Given to transform_model: the optimizer the paradigm will build.
+struct ModelContext {
+  std::string optimizer;  // "sgd", "adam" or "adamw"
+  double weight_decay;    // the configured weight decay (optim.weight_decay)
+};
+
 class Method {
  public:
   virtual ~Method() = default;
@@ -126,6 +155,36 @@ class Method {
                                     const StepContext& /*step*/) {}
 
   virtual void on_epoch_end(const StepContext& /*step*/) {}
+
+  // Lets the method change the model before training, after setup and before
+  // the optimizer is built or a checkpoint loaded. The model is on
+  // MethodContext::device; the method may register parameters and buffers on
+  // its modules (they are then moved, saved in the model's checkpoint and
+  // restored in place on resume like any other) and replace the tensors the
+  // modules' forward uses.
+  //
+  // Returns what the optimizer trains. Empty (the default) means the model
+  // is untouched: the paradigm trains all of model.parameters() with the
+  // configured weight decay and never calls before_forward. Otherwise the
+  // optimizer trains exactly these groups, each with its own weight_decay,
+  // and the paradigm calls before_forward before every forward pass of the
+  // model, training and evaluation alike, so predictions come from the
+  // transformed model. Decay on a tensor the optimizer does not hold (a
+  // weight derived from trained parameters) is the method's to apply, with
+  // ctx.weight_decay, in its own graph (a gradient hook or a loss term).
+  //
+  // Called again with a fresh model if the paradigm rebuilds it (an
+  // unreadable checkpoint): the method then forgets the previous one. Keep
+  // references to the modules, not to their parameters' values: a resume
+  // overwrites the parameters in place after this call.
+  virtual std::vector<ParamGroup> transform_model(torch::nn::Module& /*model*/, const ModelContext& /*ctx*/) {
+    return {};
+  }
+
+  // Before each forward pass of a model that transform_model changed;
+  // `training` is the model's mode. Recompute here whatever the forward uses
+  // that derives from trained parameters; grad mode is off during evaluation.
+  virtual void before_forward(bool /*training*/) {}
 
   virtual StateDict state_dict() const { return {}; }
   virtual void load_state_dict(const StateDict& /*state*/) {}

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
       "  reglab ls                                       list sweeps (or `reglab ls SWEEP` for its runs)\n"
       "  reglab compare SWEEP --metric test.acc --by method.name\n"
       "  reglab show RUN [--log]                         one run: config, status, summaries, log\n"
+      "  reglab plot SWEEP -o curves.png                 learning curves per group: mean over seeds ± band\n"
+      "  reglab report SWEEP -o report.html              one self-contained HTML report of a sweep\n"
       "  reglab methods [NAME]                           installed method plugins and their parameters\n"
       "  reglab probe request.json                       evaluate a method's hooks on given tensors\n",
       "reglab"};
@@ -24,6 +26,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   reglab::cli::add_run(app, global, exit_code);
   reglab::cli::add_query(app, global, exit_code);
+  reglab::cli::add_plot(app, global, exit_code);
+  reglab::cli::add_report(app, global, exit_code);
   reglab::cli::add_methods(app, exit_code);
   reglab::cli::add_probe(app, exit_code);
   reglab::cli::add_trial(app, exit_code);

@@ -45,7 +45,7 @@ std::vector<ParamSpec> build_core_schema() {
   return {
       spec("seed", T::kInt, "0", "random seed of the trial; set by [sweep] seeds", at_least(0)),
 
-      spec("task.paradigm", T::kString, "\"classify\"", "training loop the trial runs", any(), "classify"),
+      spec("task.paradigm", T::kString, "\"classify\"", "training loop the trial runs", any(), "classify|mil"),
       spec("task.epochs", T::kInt, "10", "number of training epochs", between(1, 100000)),
       spec("task.batch_size", T::kInt, "128", "training mini-batch size", between(1, 1e6)),
       spec("task.eval_batch_size", T::kInt, "1000", "batch size for validation and test passes", between(1, 1e6)),
@@ -54,6 +54,10 @@ std::vector<ParamSpec> build_core_schema() {
            between(0, 1e6)),
       spec("task.threads", T::kInt, "0", "intra-op threads (0 = the runner's share of the machine)",
            between(0, 1024)),
+      spec("task.bags_per_step", T::kInt, "1", "mil: bags per optimizer step (replaces task.batch_size)",
+           between(1, 1e6)),
+      spec("task.schedule_per_step", T::kBool, "true",
+           "mil: evaluate a cosine schedule at every step, at the fractional epoch (false: once per epoch)"),
 
       spec("data.dataset", T::kString, "\"fashion-mnist\"", "dataset to train and test on", any(),
            "fashion-mnist|synthetic"),
@@ -75,6 +79,15 @@ std::vector<ParamSpec> build_core_schema() {
       spec("data.synthetic.classes", T::kInt, "4", "synthetic data: number of classes", between(2, 1000)),
       spec("data.synthetic.separation", T::kFloat, "3.0", "synthetic data: distance between class means",
            at_least(0)),
+      spec("data.bags.targets", T::kIntList, "[9]",
+           "mil: instance classes that make a bag positive (one such instance is enough)", between(0, 9)),
+      spec("data.bags.size_mean", T::kFloat, "10.0", "mil: mean of the normal distribution of bag sizes",
+           at_least(1)),
+      spec("data.bags.size_std", T::kFloat, "2.0", "mil: standard deviation of the bag sizes", at_least(0)),
+      spec("data.bags.min_size", T::kInt, "1",
+           "mil: smallest bag; smaller draws are raised to it (0, an empty bag, is refused)", at_least(1)),
+      spec("data.bags.train", T::kInt, "200", "mil: number of training bags", between(1, 1e7)),
+      spec("data.bags.test", T::kInt, "50", "mil: number of test bags", between(1, 1e7)),
 
       spec("model.arch", T::kString, "\"mlp\"", "network architecture", any(), "mlp|cnn"),
       spec("model.hidden", T::kIntList, "[256]", "mlp: hidden layer widths; cnn: widths of the dense head",
@@ -83,6 +96,13 @@ std::vector<ParamSpec> build_core_schema() {
            at_least(1)),
       spec("model.dropout", T::kFloat, "0.0", "dropout probability before each hidden dense layer",
            between(0, 0.99)),
+      spec("model.mil.attention", T::kString, "\"gated\"", "mil: attention pooling of the instance embeddings",
+           any(), "gated|plain"),
+      spec("model.mil.heads", T::kInt, "1",
+           "mil: attention heads, each over its own slice of the embedding (must divide the last of model.hidden)",
+           between(1, 1024)),
+      spec("model.mil.attention_hidden", T::kInt, "128", "mil: hidden size of the attention network",
+           between(1, 1e6)),
 
       spec("optim.name", T::kString, "\"sgd\"", "optimiser that updates the weights", any(), "sgd|adam|adamw"),
       spec("optim.lr", T::kFloat, "0.1", "initial learning rate", at_least(0)),
@@ -104,6 +124,20 @@ std::vector<ParamSpec> build_core_schema() {
       spec("method.name", T::kString, "", "the method plugin to train with, by its declared name (required)"),
   };
 }
+
+// Keys that only make sense in one paradigm's trials: they are accepted, and
+// filled with their defaults, only there, so adding a paradigm leaves the
+// resolved configuration (and the key) of every other paradigm's trial as it was.
+struct ScopedKey {
+  const char* key;
+  std::uint32_t paradigms;
+};
+constexpr ScopedKey kScopedKeys[] = {
+    {"task.bags_per_step", kMil},     {"task.schedule_per_step", kMil}, {"data.bags.targets", kMil},
+    {"data.bags.size_mean", kMil},    {"data.bags.size_std", kMil},     {"data.bags.min_size", kMil},
+    {"data.bags.train", kMil},        {"data.bags.test", kMil},         {"model.mil.attention", kMil},
+    {"model.mil.heads", kMil},        {"model.mil.attention_hidden", kMil},
+};
 
 const char* type_phrase(ParamType type) {
   switch (type) {
@@ -225,6 +259,13 @@ std::string check_and_normalize(const ParamSpec& spec, Json& value, std::size_t*
     default:
       return check_scalar(spec, spec.type, value);
   }
+}
+
+std::uint32_t key_paradigms(const std::string& key) {
+  for (const ScopedKey& k : kScopedKeys) {
+    if (key == k.key) return k.paradigms;
+  }
+  return 0;
 }
 
 const std::vector<ParamSpec>& core_schema() {

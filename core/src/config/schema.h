@@ -19,6 +19,11 @@ namespace reglab::config {
 // The core's keys, with types, defaults, ranges and docs.
 const std::vector<ParamSpec>& core_schema();
 
+// The paradigms (bits of reglab::Paradigm) a core key belongs to; 0 for the
+// keys every trial has. A key of some paradigms is accepted, and filled with
+// its default, only in trials of those paradigms (data.bags.* in mil trials).
+std::uint32_t key_paradigms(const std::string& key);
+
 // What validation needs to know about a method (from its plugin).
 struct MethodSchema {
   std::string name;

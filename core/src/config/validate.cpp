@@ -58,6 +58,7 @@ class Validator {
       return;
     }
     resolve_method(trial, lookup, names);
+    resolve_paradigm(trial);
     collect_known();
     walk(trial, "");
     check_paradigm(trial);
@@ -86,6 +87,29 @@ class Validator {
     }
   }
 
+  // The trial's paradigm as a bit (0 when task.paradigm is not a known name,
+  // which walk() reports).
+  void resolve_paradigm(const Json& trial) {
+    const Json* asked = get_path(trial, "task.paradigm");
+    paradigm_name_ = "classify";
+    if (asked == nullptr) {
+      for (const auto& [key, value] : core_defaults()) {
+        if (key == "task.paradigm") paradigm_name_ = value.get<std::string>();
+      }
+    } else {
+      paradigm_name_ = asked->is_string() ? asked->get<std::string>() : "";
+    }
+    paradigm_bit_ = 0;
+    for (const ParadigmName& p : kParadigms) {
+      if (paradigm_name_ == p.name) paradigm_bit_ = p.bit;
+    }
+  }
+
+  bool in_paradigm(const std::string& key) const {
+    const std::uint32_t bits = key_paradigms(key);
+    return bits == 0 || paradigm_bit_ == 0 || (bits & paradigm_bit_) != 0;
+  }
+
   void collect_known() {
     for (const ParamSpec& spec : core_schema()) known_[spec.name] = &spec;
     if (method_) {
@@ -109,6 +133,11 @@ class Validator {
         add(key, "a quoted key with a '.' (or an empty key) names nothing; write the dotted key without quotes");
       } else if (auto spec = known_.find(key); spec != known_.end()) {
         if (key == "method.name") continue;  // checked by resolve_method
+        if (!in_paradigm(key)) {
+          add(key, "only applies to the paradigm " + paradigm_list(key_paradigms(key)) +
+                       " (this trial's task.paradigm is \"" + paradigm_name_ + "\")");
+          continue;
+        }
         std::size_t element = std::string::npos;
         std::string problem = check_and_normalize(*spec->second, value, &element);
         if (!problem.empty()) {
@@ -173,11 +202,47 @@ class Validator {
     if (betas && betas->is_array() && betas->size() != 2) {
       add("optim.betas", "expected exactly 2 values (beta1, beta2), got " + std::to_string(betas->size()));
     }
+    if (paradigm_bit_ == kMil) check_mil(trial);
+  }
+
+  // The given value, or the default when the key is absent.
+  static Json value_or_default(const Json& trial, const std::string& key) {
+    if (const Json* given = get_path(trial, key)) return *given;
+    for (const auto& [k, value] : core_defaults()) {
+      if (k == key) return value;
+    }
+    return nullptr;
+  }
+
+  void check_mil(const Json& trial) {
+    const Json targets = value_or_default(trial, "data.bags.targets");
+    if (targets.is_array() && targets.empty()) {
+      add("data.bags.targets", "lists no class: every bag would be negative");
+    }
+    const Json noise = value_or_default(trial, "data.noise.kind");
+    if (noise.is_string() && noise != "none") {
+      add("data.noise.kind", "label noise is not available in the mil paradigm (bag labels come from the true "
+                             "instance classes); got " + noise.dump());
+    }
+    const Json hidden = value_or_default(trial, "model.hidden");
+    const Json heads = value_or_default(trial, "model.mil.heads");
+    if (!hidden.is_array() || !heads.is_number_integer()) return;  // type errors are reported by walk()
+    if (hidden.empty()) {
+      add("model.hidden", "the mil paradigm needs at least one width: the last is the instance embedding size");
+      return;
+    }
+    const Json& width = hidden.back();
+    if (!width.is_number_integer() || width.get<std::int64_t>() < 1 || heads.get<std::int64_t>() < 1) return;
+    if (width.get<std::int64_t>() % heads.get<std::int64_t>() != 0) {
+      add("model.mil.heads", std::to_string(heads.get<std::int64_t>()) + " heads do not divide the instance " +
+                                 "embedding size " + std::to_string(width.get<std::int64_t>()) +
+                                 " (the last of model.hidden): each head attends over an equal slice of it");
+    }
   }
 
   void fill_defaults(Json& trial) {
     for (const auto& [key, value] : core_defaults()) {
-      if (get_path(trial, key) == nullptr) set_path(trial, key, value);
+      if (in_paradigm(key) && get_path(trial, key) == nullptr) set_path(trial, key, value);
     }
     if (!method_) return;
     for (const ParamSpec& spec : method_->params) {
@@ -195,6 +260,8 @@ class Validator {
   const SourceMap& where_;
   std::vector<Issue>& issues_;
   std::string method_name_;
+  std::string paradigm_name_;
+  std::uint32_t paradigm_bit_ = 0;
   std::optional<MethodSchema> method_;
   std::map<std::string, const ParamSpec*> known_;
   std::vector<std::string> keys_;

@@ -9,8 +9,10 @@
 #include <torch/nn/modules/pooling.h>
 
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace reglab::models {
 namespace {
@@ -97,7 +99,29 @@ torch::nn::Sequential make_cnn(const ModelOptions& options,
   return net;
 }
 
+class BeforeForwardImpl final : public torch::nn::Module {
+ public:
+  explicit BeforeForwardImpl(std::function<void(bool)> hook) : hook_(std::move(hook)) {}
+  torch::Tensor forward(torch::Tensor x) {
+    hook_(is_training());
+    return x;
+  }
+
+ private:
+  std::function<void(bool)> hook_;
+};
+
 }  // namespace
+
+torch::nn::Sequential with_before_forward(const torch::nn::Sequential& model, std::function<void(bool)> hook) {
+  torch::nn::Sequential out;
+  out->push_back("before_forward", std::make_shared<BeforeForwardImpl>(std::move(hook)));
+  const auto children = model->named_children();
+  std::size_t i = 0;
+  for (const torch::nn::AnyModule& layer : *model) out->push_back(children[i++].key(), layer);
+  out->train(model->is_training());
+  return out;
+}
 
 torch::nn::Sequential make_model(const ModelOptions& options,
                                  const std::vector<std::int64_t>& input_shape,

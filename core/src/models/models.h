@@ -10,6 +10,7 @@
 #include <torch/nn/modules/container/sequential.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,12 @@ struct ModelOptions {
 torch::nn::Sequential make_model(const ModelOptions& options,
                                  const std::vector<std::int64_t>& input_shape,
                                  std::int64_t num_classes);
+
+// The same layers behind a first one, "before_forward", that calls
+// hook(is_training()) and passes its input on: how a paradigm runs a
+// method's before_forward on every forward pass, training and evaluation
+// alike. The other layers keep their names, so parameter names (and
+// checkpoint keys) are unchanged.
+torch::nn::Sequential with_before_forward(const torch::nn::Sequential& model, std::function<void(bool)> hook);
 
 }  // namespace reglab::models

@@ -2,7 +2,9 @@
 //
 // Trains the configured model on the configured dataset for task.epochs,
 // calling the method's hooks (see reglab/method.h), and records per epoch:
-//   train.loss, train.acc      running means over the epoch's batches, against
+//   train.loss                 running mean of the method's loss over the
+//                              epoch's batches
+//   train.acc                  eval-mode accuracy on the training set against
 //                              the labels used for training (possibly noisy)
 //   train.clean_acc            eval-mode accuracy on training samples whose
 //                              label was not flipped

@@ -27,6 +27,24 @@ OptimOptions optim_options_from(const config::Json& t) {
   return o;
 }
 
+namespace {
+
+// Builds optimizer Opt with `defaults` over `groups`, each group with its own
+// copy of the defaults and its weight decay.
+template <class Opt, class Options>
+std::unique_ptr<torch::optim::Optimizer> grouped(const Options& defaults, const std::vector<ParamGroup>& groups) {
+  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
+  for (const ParamGroup& g : groups) {
+    if (g.params.empty()) continue;
+    auto options = std::make_unique<Options>(defaults);
+    options->weight_decay(g.weight_decay);
+    torch_groups.emplace_back(g.params, std::move(options));
+  }
+  return std::make_unique<Opt>(torch_groups, defaults);
+}
+
+}  // namespace
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimOptions& o,
                                                         const std::vector<torch::Tensor>& params) {
   if (o.name == "sgd") {
@@ -43,6 +61,25 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimOptions& o,
     return std::make_unique<torch::optim::AdamW>(
         params,
         torch::optim::AdamWOptions(o.lr).betas({o.betas[0], o.betas[1]}).eps(o.eps).weight_decay(o.weight_decay));
+  }
+  throw std::invalid_argument("unknown optimizer '" + o.name + "' (sgd, adam, adamw)");
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimOptions& o, const std::vector<ParamGroup>& groups) {
+  if (o.name == "sgd") {
+    return grouped<torch::optim::SGD>(
+        torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay), groups);
+  }
+  if (o.betas.size() != 2) throw std::invalid_argument("optim.betas must have two values");
+  if (o.name == "adam") {
+    return grouped<torch::optim::Adam>(
+        torch::optim::AdamOptions(o.lr).betas({o.betas[0], o.betas[1]}).eps(o.eps).weight_decay(o.weight_decay),
+        groups);
+  }
+  if (o.name == "adamw") {
+    return grouped<torch::optim::AdamW>(
+        torch::optim::AdamWOptions(o.lr).betas({o.betas[0], o.betas[1]}).eps(o.eps).weight_decay(o.weight_decay),
+        groups);
   }
   throw std::invalid_argument("unknown optimizer '" + o.name + "' (sgd, adam, adamw)");
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "reglab/method.h"
 
 namespace reglab::paradigms {
 
@@ -39,6 +40,11 @@ OptimOptions optim_options_from(const config::Json& optim_table);
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimOptions& o,
                                                         const std::vector<torch::Tensor>& params);
+
+// The same optimizer over groups (a method's transform_model), each with its
+// own weight decay instead of o.weight_decay; empty groups are left out.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimOptions& o,
+                                                        const std::vector<ParamGroup>& groups);
 
 double lr_at_epoch(const OptimOptions& o, std::int64_t epoch, std::int64_t total_epochs);
 

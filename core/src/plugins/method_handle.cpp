@@ -2,6 +2,9 @@
 
 #include <c10/util/Exception.h>
 
+#include <cmath>
+#include <set>
+
 #include "config/config.h"
 #include "config/schema.h"
 #include "util/util.h"
@@ -63,6 +66,33 @@ StateDict MethodHandle::state_dict() const {
 
 void MethodHandle::load_state_dict(const StateDict& state) {
   call("load_state_dict", [&] { method_->load_state_dict(state); });
+}
+
+std::vector<ParamGroup> MethodHandle::transform_model(torch::nn::Module& model, const ModelContext& ctx) {
+  return call("transform_model", [&] {
+    std::vector<ParamGroup> groups = method_->transform_model(model, ctx);
+    std::set<const void*> seen;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const std::string where = "parameter group " + std::to_string(g);
+      if (!std::isfinite(groups[g].weight_decay) || groups[g].weight_decay < 0)
+        throw std::invalid_argument(where + ": weight_decay must be finite and >= 0, got " +
+                                    std::to_string(groups[g].weight_decay));
+      for (std::size_t i = 0; i < groups[g].params.size(); ++i) {
+        const torch::Tensor& t = groups[g].params[i];
+        const std::string what = where + ", tensor " + std::to_string(i);
+        if (!t.defined()) throw std::invalid_argument(what + " is undefined");
+        if (!t.is_floating_point() || !t.is_leaf() || !t.requires_grad())
+          throw std::invalid_argument(what + " must be a floating leaf tensor that requires grad");
+        if (!seen.insert(t.unsafeGetTensorImpl()).second)
+          throw std::invalid_argument(what + " is already in an earlier group or position");
+      }
+    }
+    return groups;
+  });
+}
+
+void MethodHandle::before_forward(bool training) {
+  call("before_forward", [&] { method_->before_forward(training); });
 }
 
 namespace {

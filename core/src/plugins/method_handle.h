@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "plugins/loader.h"
 #include "reglab/method.h"
@@ -30,6 +31,10 @@ class MethodHandle {
   void on_epoch_end(const StepContext& step);
   StateDict state_dict() const;
   void load_state_dict(const StateDict& state);
+  // Also checks the groups: every tensor defined, a floating leaf that
+  // requires grad, in one group only; every weight_decay finite and >= 0.
+  std::vector<ParamGroup> transform_model(torch::nn::Module& model, const ModelContext& ctx);
+  void before_forward(bool training);
 
  private:
   template <class F>

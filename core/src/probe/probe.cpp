@@ -23,9 +23,9 @@ namespace {
 using nlohmann::json;
 
 using Keys = std::span<const std::string_view>;
-constexpr std::string_view kRequestKeys[] = {"method",      "params",       "dtype", "num_samples",
-                                             "num_classes", "total_epochs", "state", "steps"};
-constexpr std::string_view kStepKeys[] = {"logits", "labels", "indices", "epoch"};
+constexpr std::string_view kRequestKeys[] = {"method",       "params", "dtype", "num_samples", "num_classes",
+                                             "total_epochs", "state",  "steps", "paradigm"};
+constexpr std::string_view kStepKeys[] = {"logits", "labels", "indices", "epoch", "attention_logits", "attention_mask"};
 
 [[noreturn]] void bad(const std::string& message) {
   throw std::invalid_argument("probe request: " + message);
@@ -78,10 +78,39 @@ struct Step {
   torch::Tensor labels;   // [B] int64
   torch::Tensor indices;  // [B] int64
   std::int64_t epoch = 0;
+  torch::Tensor attention;  // mil: [B, H, N], the probe dtype
+  torch::Tensor mask;       // mil, optional: bool [B, N]
 };
 
+// mil steps carry the attention logits of B bags and, for bags of different
+// sizes, which entries are real instances.
+void parse_attention(const json& s, const std::string& prefix, torch::ScalarType dtype, Step& step) {
+  const std::int64_t b = step.logits.size(0);
+  if (!s.contains("attention_logits"))
+    bad(prefix + "attention_logits is missing (the mil paradigm gives B bags x H heads x N instances)");
+  step.attention = tensor_field(s.at("attention_logits"), dtype, prefix + "attention_logits");
+  if (step.attention.dim() != 3 || step.attention.size(0) != b || step.attention.size(1) == 0 ||
+      step.attention.size(2) == 0)
+    bad(prefix + "attention_logits must be " + std::to_string(b) +
+        " bags (one per logits row) of H >= 1 heads of N >= 1 numbers, got shape " + shape_text(step.attention));
+  if (!s.contains("attention_mask")) return;
+  const torch::Tensor m = tensor_field(s.at("attention_mask"), torch::kLong, prefix + "attention_mask");
+  if (m.dim() != 2 || m.size(0) != b || m.size(1) != step.attention.size(2))
+    bad(prefix + "attention_mask must be " + std::to_string(b) + " rows of " + std::to_string(step.attention.size(2)) +
+        " zeros and ones (one per instance), got shape " + shape_text(m));
+  const auto* v = m.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < m.numel(); ++i)
+    if (v[i] != 0 && v[i] != 1)
+      bad(prefix + "attention_mask[" + std::to_string(i / m.size(1)) + "][" + std::to_string(i % m.size(1)) +
+          "] = " + std::to_string(v[i]) + " is not 0 or 1");
+  step.mask = m.to(torch::kBool);
+  const torch::Tensor sizes = m.sum(1);
+  for (std::int64_t i = 0; i < b; ++i)
+    if (sizes[i].item<std::int64_t>() == 0) bad(prefix + "attention_mask[" + std::to_string(i) + "]: the bag is empty");
+}
+
 // `prefix` is "steps[i]." or "" for a step given at the top level.
-Step parse_step(const json& s, const std::string& prefix, torch::ScalarType dtype) {
+Step parse_step(const json& s, const std::string& prefix, torch::ScalarType dtype, bool mil) {
   Step step;
   if (!s.contains("logits")) bad(prefix + "logits is missing");
   step.logits = tensor_field(s.at("logits"), dtype, prefix + "logits");
@@ -108,6 +137,12 @@ Step parse_step(const json& s, const std::string& prefix, torch::ScalarType dtyp
     step.indices = torch::arange(b, torch::kLong);
   }
   step.epoch = int_field(s, "epoch", prefix, 0, 0);
+  if (mil) {
+    parse_attention(s, prefix, dtype, step);
+  } else {
+    for (const char* key : {"attention_logits", "attention_mask"})
+      if (s.contains(key)) bad(prefix + key + " is only given with \"paradigm\": \"mil\"");
+  }
   return step;
 }
 
@@ -170,7 +205,7 @@ struct Request {
   std::string step_name(std::size_t i) const { return listed ? "steps[" + std::to_string(i) + "]." : ""; }
 };
 
-Request parse_request(const json& request) {
+Request parse_request(const json& request, bool mil) {
   Request r;
   // One step at the top level, or a list of steps; never both.
   r.listed = request.contains("steps");
@@ -192,11 +227,11 @@ Request parse_request(const json& request) {
       const std::string where = "steps[" + std::to_string(i) + "]";
       if (!list[i].is_object()) bad(where + " must be an object");
       reject_unknown_keys(list[i], kStepKeys, {}, where);
-      r.steps.push_back(parse_step(list[i], where + ".", r.dtype));
+      r.steps.push_back(parse_step(list[i], where + ".", r.dtype, mil));
     }
   } else {
     if (!request.contains("logits")) bad("logits is missing (give logits/labels at the top level, or steps)");
-    r.steps.push_back(parse_step(request, "", r.dtype));
+    r.steps.push_back(parse_step(request, "", r.dtype, mil));
   }
 
   // Sizes: given, or implied by the steps; every step must agree with them.
@@ -236,9 +271,20 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
   const std::string method = plugin.name();
   if (request.contains("method") && request.at("method") != method)
     bad("method " + request.at("method").dump() + " does not match the plugin given ('" + method + "')");
-  if (!(plugin.info->paradigms & kClassify))
-    bad("method '" + method + "' does not support the classify paradigm; the probe runs training_loss only");
-  const Request r = parse_request(request);
+  // The paradigm whose training_loss to run: as asked, else classify when the
+  // method supports it, else mil.
+  Paradigm paradigm = (plugin.info->paradigms & kClassify) || !(plugin.info->paradigms & kMil) ? kClassify : kMil;
+  if (request.contains("paradigm")) {
+    const json& p = request.at("paradigm");
+    if (p == "mil") paradigm = kMil;
+    else if (p == "classify") paradigm = kClassify;
+    else bad("paradigm must be \"classify\" or \"mil\" (the paradigms with training_loss), got " + p.dump());
+  }
+  const char* paradigm_name = paradigm == kMil ? "mil" : "classify";
+  if (!(plugin.info->paradigms & paradigm))
+    bad("method '" + method + "' does not support the " + paradigm_name +
+        " paradigm; the probe runs training_loss only (classify or mil)");
+  const Request r = parse_request(request, paradigm == kMil);
   const std::vector<Step>& steps = r.steps;
   const std::int64_t total_epochs = r.total_epochs;
 
@@ -248,7 +294,7 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
 
   CollectingLogger logger;
   CollectingSink sink;
-  const MethodContext ctx{params,        logger,       sink, kClassify, r.num_samples, r.num_classes,
+  const MethodContext ctx{params,        logger,       sink, paradigm, r.num_samples, r.num_classes,
                           total_epochs, torch::kCPU, r.dtype};
   plugins::MethodHandle handle(plugin);
   handle.setup(ctx);
@@ -257,6 +303,7 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
   json out = {{"method", method},
               {"version", plugin.info->version},
               {"dtype", r.dtype == torch::kDouble ? "float64" : "float32"},
+              {"paradigm", paradigm_name},
               {"num_samples", r.num_samples},
               {"num_classes", r.num_classes},
               {"total_epochs", total_epochs},
@@ -277,6 +324,12 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
     const torch::Tensor logits = s.logits.clone().requires_grad_(true);
     Outputs outputs;
     outputs.set("logits", logits);
+    torch::Tensor attention;
+    if (s.attention.defined()) {
+      attention = s.attention.clone().requires_grad_(true);
+      outputs.set("attention_logits", attention);
+      if (s.mask.defined()) outputs.set("attention_mask", s.mask);
+    }
     const Batch batch{torch::Tensor(), s.labels, s.indices};
     const StepContext step{s.epoch, total_epochs, step_index, logger, sink};
 
@@ -286,7 +339,8 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
                                (loss.defined() ? "a loss of shape " + shape_text(loss) : std::string("no loss")) +
                                " at " + r.step_name(i) + "training_loss; expected a floating scalar");
     if (!loss.requires_grad())
-      throw std::runtime_error("probe: method '" + method + "' returned a loss that does not depend on the logits");
+      throw std::runtime_error("probe: method '" + method + "' returned a loss that does not depend on the logits" +
+                               std::string(attention.defined() ? " or the attention logits" : ""));
     loss.backward();
     const torch::Tensor grad = logits.grad().defined() ? logits.grad() : torch::zeros_like(logits);
     handle.after_optimizer_step(batch, outputs, step);
@@ -294,6 +348,9 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
     json result = {{"loss", tensor_to_json(loss)},
                    {"grad_logits", tensor_to_json(grad)},
                    {"state", state_to_json(handle.state_dict())}};
+    if (attention.defined())
+      result["grad_attention_logits"] =
+          tensor_to_json(attention.grad().defined() ? attention.grad() : torch::zeros_like(attention));
     if (!sink.empty()) result["metrics"] = sink.take();
     results.push_back(std::move(result));
   }

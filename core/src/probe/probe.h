@@ -12,6 +12,11 @@
 //    "steps": [{"logits": [[0, 1.0986]], "labels": [1]}]}
 //   -> {"method": ..., "version": ..., "steps": [{"loss": .., "grad_logits": [[..]], "state": {}}]}
 //
+// For the mil paradigm ("paradigm": "mil", the default for a method that
+// supports mil but not classify) each step also gives "attention_logits"
+// [B, H, N] (and optionally "attention_mask" [B, N] of 0/1); they become a
+// second leaf, and the step's result adds "grad_attention_logits".
+//
 // The whole request is validated before any training hook runs (state entries
 // after setup(), against the method's own state_dict()). A malformed request
 // (missing or ragged logits, a label outside [0, K), an unknown key, method or

@@ -58,7 +58,10 @@ bool where_matches(const std::string& stored, const std::optional<double>& store
   return w && *w == *stored_num;
 }
 
-void fill_stats(GroupRow& g, const std::vector<double>& xs) {
+}  // namespace
+
+GroupRow describe(const std::vector<double>& xs) {
+  GroupRow g;
   g.n = static_cast<std::int64_t>(xs.size());
   double sum = 0;
   g.min = xs.front();
@@ -72,17 +75,16 @@ void fill_stats(GroupRow& g, const std::vector<double>& xs) {
   if (g.n < 2) {
     g.std = kNaN;
     g.ci95 = kNaN;
-    return;
+    return g;
   }
   double ss = 0;
   for (double x : xs) ss += (x - g.mean) * (x - g.mean);
   g.std = std::sqrt(ss / static_cast<double>(g.n - 1));
   g.ci95 = t_quantile_975(g.n - 1) * g.std / std::sqrt(static_cast<double>(g.n));
+  return g;
 }
 
-}  // namespace
-
-CompareResult compare(store::Store& store, const CompareOptions& options) {
+std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& options) {
   if (options.summary != "final" && options.summary != "best") {
     throw std::invalid_argument("compare: summary must be 'final' or 'best', got '" + options.summary + "'");
   }
@@ -169,11 +171,7 @@ CompareResult compare(store::Store& store, const CompareOptions& options) {
     }
   }
 
-  CompareResult result;
-  result.options = options;
-  result.lower_is_better = lower_is_better(options.metric);
-
-  std::map<std::vector<std::string>, std::vector<double>> groups;
+  std::map<std::vector<std::string>, RunGroup> groups;
   for (const auto& [run_id, value] : value_of) {
     const auto& p = params[run_id];
     bool keep = true;
@@ -190,7 +188,9 @@ CompareResult compare(store::Store& store, const CompareOptions& options) {
       const auto it = p.find(k);
       values.push_back(it == p.end() ? "(unset)" : it->second.first);
     }
-    groups[values].push_back(value);
+    RunGroup& g = groups[values];
+    g.run_ids.push_back(run_id);
+    g.summaries.push_back(value);
   }
 
   if (groups.empty()) {
@@ -209,10 +209,21 @@ CompareResult compare(store::Store& store, const CompareOptions& options) {
     throw std::runtime_error("no completed run of sweep '" + options.sweep + "' with metric '" + options.metric +
                              "' matches " + util::join(conds, ", ") + present);
   }
-  for (const auto& [values, xs] : groups) {
-    GroupRow g;
+  std::vector<RunGroup> out;
+  for (auto& [values, g] : groups) {
     g.values = values;
-    fill_stats(g, xs);
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+CompareResult compare(store::Store& store, const CompareOptions& options) {
+  CompareResult result;
+  result.options = options;
+  result.lower_is_better = lower_is_better(options.metric);
+  for (const RunGroup& group : group_runs(store, options)) {
+    GroupRow g = describe(group.summaries);
+    g.values = group.values;
     result.rows.push_back(std::move(g));
   }
   // Best first; groups whose mean is NaN (a diverged run) go last. Ties keep

@@ -43,6 +43,22 @@ struct CompareResult {
 // metric when no completed run has it (listing the metrics that exist).
 CompareResult compare(store::Store& store, const CompareOptions& options);
 
+// The selection behind compare(): the completed runs that have the metric's
+// summary and pass `where`, grouped by their `by` values ("(unset)" where a
+// run lacks a key), groups ordered by those values, runs by id. Same errors
+// as compare(). Other views (curves, reports) group runs through this so they
+// always agree with `reglab compare`.
+struct RunGroup {
+  std::vector<std::string> values;      // one per `by` key
+  std::vector<std::int64_t> run_ids;    // ascending
+  std::vector<double> summaries;        // the metric summary of each run (NaN for NaN)
+};
+std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& options);
+
+// n, mean, sample std, ci95 (half-width), min and max of a non-empty sample;
+// std and ci95 are NaN when n < 2. `values` and `best` are left empty.
+GroupRow describe(const std::vector<double>& xs);
+
 // "table" (aligned text), "markdown", "csv", "json".
 std::string format(const CompareResult& result, const std::string& format);
 

@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "paradigms/classify.h"
+#include "paradigms/mil.h"
 #include "runner/trial_env.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -95,8 +96,13 @@ int run_trial_process(const TrialProcessOptions& options) {
   };
   try {
     const std::string paradigm = env.config.at("task").value("paradigm", std::string("classify"));
-    if (paradigm != "classify") return fail("paradigm '" + paradigm + "' is not available in this build");
-    paradigms::run_classify(env);
+    if (paradigm == "mil") {
+      paradigms::run_mil(env);
+    } else if (paradigm == "classify") {
+      paradigms::run_classify(env);
+    } else {
+      return fail("paradigm '" + paradigm + "' is not available in this build");
+    }
     recorder.flush();
     store.mark_finished(run->id, store::RunStatus::kCompleted, "");
     log.info("completed");
