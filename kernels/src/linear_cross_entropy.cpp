@@ -1,6 +1,7 @@
 // linear_cross_entropy: chunked logits, online log-sum-exp, recomputation in
 // the backward pass. Device-generic: the products go through at::mm (BLAS or
 // cuBLAS), the per-row work through the dispatched chunk kernels.
+#include <ATen/TensorOperators.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/add.h>
 #include <ATen/ops/addmm.h>
