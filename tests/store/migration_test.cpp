@@ -70,10 +70,29 @@ TEST(StoreMigration, FileWithSomeTablesButNoMetaKeepsItsRows) {
     raw.exec("INSERT INTO sweeps (name, created_at) VALUES ('kept', '2020-01-01T00:00:00.000Z')");
   }
   Store store(path);
-  EXPECT_EQ(stored_version(store.db()), "1");
+  EXPECT_EQ(stored_version(store.db()), std::to_string(kSchemaVersion));
   EXPECT_TRUE(has_table(store.db(), "metrics"));
   ASSERT_TRUE(store.find_sweep("kept"));
   EXPECT_EQ(store.find_sweep("kept")->created_at, "2020-01-01T00:00:00.000Z");
+}
+
+TEST(StoreMigration, Version1DatabaseGainsTheSlurmTablesAndKeepsItsRuns) {
+  TempDir dir;
+  const auto path = dir.file("v1.db");
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    migrate(raw, {migrations().front()}, path);
+    ASSERT_EQ(read_schema_version(raw), 1);
+    raw.exec("INSERT INTO sweeps (name, created_at) VALUES ('old', '2026-01-01T00:00:00.000Z')");
+    raw.exec("INSERT INTO runs (sweep_id, key, config_json, created_at, status) "
+             "VALUES (1, 'k1k1k1k1', '{}', '2026-01-01T00:00:00.000Z', 'completed')");
+    EXPECT_FALSE(has_table(raw, "slurm_jobs"));
+  }
+  Store store(path);
+  EXPECT_EQ(read_schema_version(store.db()), 2);
+  for (const char* t : {"slurm_jobs", "slurm_tasks", "shard_merges"}) EXPECT_TRUE(has_table(store.db(), t)) << t;
+  ASSERT_EQ(store.list_runs().size(), 1u);
+  EXPECT_EQ(store.list_runs()[0].status, RunStatus::kCompleted);
 }
 
 TEST(StoreMigration, NewerDatabaseIsRefusedWithBothVersions) {

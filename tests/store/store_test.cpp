@@ -49,10 +49,11 @@ TEST(StoreSchema, CreatesAllTablesWithWalForeignKeysAndBusyTimeout) {
   TempDir dir;
   Store store(dir.file("reglab.db"));
   const auto t = tables(store.db());
-  for (const char* name : {"meta", "sweeps", "runs", "params", "metrics", "summaries", "artifacts"}) {
+  for (const char* name : {"meta", "sweeps", "runs", "params", "metrics", "summaries", "artifacts", "slurm_jobs",
+                           "slurm_tasks", "shard_merges"}) {
     EXPECT_TRUE(t.count(name)) << "missing table " << name;
   }
-  EXPECT_EQ(text(store.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(text(store.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
   EXPECT_EQ(text(store.db(), "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(count(store.db(), "PRAGMA foreign_keys"), 1);
   EXPECT_EQ(count(store.db(), "PRAGMA busy_timeout"), 30000);
@@ -67,7 +68,7 @@ TEST(StoreSchema, ReopenKeepsVersionAndData) {
     sweep_id = store.upsert_sweep("s1", "first", "[sweep]\nseeds = [1]\n");
   }
   Store again(path);
-  EXPECT_EQ(text(again.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(text(again.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
   EXPECT_EQ(count(again.db(), "SELECT count(*) FROM meta"), 1);
   const auto s = again.find_sweep("s1");
   ASSERT_TRUE(s.has_value());
@@ -148,6 +149,32 @@ TEST(StoreRuns, EnsureRunIsIdempotentAndLeavesACompletedRunAlone) {
   // The same key in another sweep is another run.
   const auto other = store.upsert_sweep("t", "", "");
   EXPECT_NE(store.ensure_run(other, "abcdef0123456789", "", kConfig, "elr"), id);
+}
+
+TEST(StoreRuns, EnsureRunsAddsTheNewOnesInOrderAndKeepsTheExisting) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  const auto sweep = store.upsert_sweep("s", "", "");
+  const auto old = store.ensure_run(sweep, "k2k2k2k2", "two", kConfig, "elr");
+  store.mark_running(old, 1, "h", "r", "");
+  store.mark_finished(old, RunStatus::kCompleted, "");
+  const auto ids = store.ensure_runs(sweep, {{"k1k1k1k1", "one", kConfig, "elr"},
+                                             {"k2k2k2k2", "changed", R"({"x":1})", "other"},
+                                             {"k3k3k3k3", "three", kConfig, "ce"}});
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[1], old);
+  EXPECT_EQ(store.get_run(ids[0])->label, "one");
+  EXPECT_EQ(store.get_run(ids[2])->method_name, "ce");
+  EXPECT_EQ(store.get_run(ids[2])->status, RunStatus::kPending);
+  EXPECT_EQ(store.get_run(old)->label, "two");
+  EXPECT_EQ(store.get_run(old)->status, RunStatus::kCompleted);
+  EXPECT_EQ(store.params(ids[0]).size(), store.params(old).size());
+  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM runs"), 3);
+  // Again: nothing new, the same ids.
+  EXPECT_EQ(store.ensure_runs(sweep, {{"k3k3k3k3", "", "{}", ""}, {"k1k1k1k1", "", "{}", ""}}),
+            (std::vector<std::int64_t>{ids[2], ids[0]}));
+  EXPECT_THROW(store.ensure_runs(sweep, {{"k4k4k4k4", "", "[1]", ""}}), std::invalid_argument);
+  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM runs"), 3);
 }
 
 TEST(StoreRuns, NewRunIsPendingWithItsFields) {

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/method_schemas.h"
+#include "cluster/submit.h"
 #include "query/compare.h"
 #include "runner/scheduler.h"
 #include "store/store.h"
@@ -27,7 +28,43 @@ struct RunArgs {
   std::string metric = "test.acc";
   bool no_compare = false;
   std::string progress = "auto";
+  std::string executor = "local";
+  cluster::SlurmOptions slurm;
+  int max_array_size = 1001;
 };
+
+int submit_to_slurm(const sweep::Sweep& sw, const RunArgs& a, const GlobalOptions& g) {
+  cluster::SubmitOptions o;
+  o.db = g.db;
+  o.reglab = std::filesystem::read_symlink("/proc/self/exe");
+  o.slurm = a.slurm;
+  o.max_array_size = a.max_array_size;
+  cluster::SlurmClient slurm;
+  cluster::SubmitResult r;
+  try {
+    r = cluster::submit_sweep(sw, o, slurm);
+  } catch (const std::exception& e) {
+    std::cerr << "reglab: " << e.what() << "\n";
+    return 2;
+  }
+  for (const auto& p : r.collected.problems) std::cerr << "reglab: " << p << "\n";
+  if (r.collected.merged > 0 || r.collected.failed_by_slurm > 0)
+    std::fprintf(stderr, "merged %d finished shard(s) of earlier submissions; %d run(s) recorded as failed from Slurm's view\n",
+                 r.collected.merged, r.collected.failed_by_slurm);
+  if (r.submitted == 0) {
+    std::printf("sweep %s: %d trial(s): %d completed, %d queued or running in Slurm; nothing to submit\n",
+                sw.name.c_str(), r.total, r.completed, r.active);
+    return 0;
+  }
+  std::printf("sweep %s: submitted %d trial(s) as job array %lld (%d completed, %d still queued or running)\n"
+              "  collect job %lld merges the results when the array ends\n"
+              "  scripts and manifest: %s\n"
+              "  watch: reglab status %s    merge now: reglab collect %s    stop: reglab cancel %s\n",
+              sw.name.c_str(), r.submitted, static_cast<long long>(r.job_id), r.completed, r.active,
+              static_cast<long long>(r.collect_job_id), r.folder.string().c_str(), sw.name.c_str(), sw.name.c_str(),
+              sw.name.c_str());
+  return 0;
+}
 
 // The config keys whose values differ across trials (seed excluded): what the
 // closing comparison groups by.
@@ -57,6 +94,15 @@ int run_command(const RunArgs& a, const GlobalOptions& g) {
     for (std::size_t i = 0; i < sw.trials.size(); ++i)
       std::printf("%-4zu  %-16s  %s\n", i + 1, sw.trials[i].key.c_str(), sw.trials[i].label.c_str());
     return 0;
+  }
+  if (a.executor == "slurm") return submit_to_slurm(sw, a, g);
+  const cluster::SlurmOptions slurm_defaults;
+  if (!a.slurm.partition.empty() || !a.slurm.account.empty() || !a.slurm.mem.empty() || !a.slurm.time.empty() ||
+      !a.slurm.sbatch_args.empty() || a.slurm.max_parallel != slurm_defaults.max_parallel ||
+      a.slurm.cpus_per_trial != slurm_defaults.cpus_per_trial || a.slurm.gpus_per_trial != slurm_defaults.gpus_per_trial) {
+    std::cerr << "reglab: --partition, --account, --mem, --time, --cpus-per-trial, --gpus-per-trial, --max-parallel and "
+                 "--sbatch-arg apply only with --executor slurm\n";
+    return 2;
   }
   runner::SchedulerOptions o;
   o.db = g.db;
@@ -99,7 +145,10 @@ void add_run(CLI::App& app, GlobalOptions& g, int& exit_code) {
       "the number of failed trials (130 after Ctrl-C). See experiments/README.md for the TOML format.\n\n"
       "Examples:\n"
       "  reglab run experiments/quickstart.toml -j 2\n"
-      "  reglab run experiments/quickstart.toml --set task.epochs=1 --set data.limit=2000 --dry-run");
+      "  reglab run experiments/quickstart.toml --set task.epochs=1 --set data.limit=2000 --dry-run\n"
+      "  reglab run experiments/noisy_labels.toml --executor slurm --partition cpu --cpus-per-trial 4 --max-parallel 20\n\n"
+      "With --executor slurm the trials still to do go to Slurm as one job array and the command returns at\n"
+      "once; see `reglab status`, `reglab collect`, `reglab cancel` and \"Running on a cluster\" in README.md.");
   cmd->add_option("sweep", args->file, "sweep file (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", args->sets, "override a key for every trial: --set optim.lr=0.05 (repeatable)");
   cmd->add_option("-j,--jobs", args->jobs, "trials run at once (default: one per core); intra-op threads are divided between them")
@@ -112,6 +161,23 @@ void add_run(CLI::App& app, GlobalOptions& g, int& exit_code) {
   cmd->add_flag("--no-compare", args->no_compare, "do not print the comparison table at the end");
   cmd->add_option("--progress", args->progress, "auto (live on a terminal), live, or plain")
       ->check(CLI::IsMember({"auto", "live", "plain"}))->capture_default_str();
+  cmd->add_option("--executor", args->executor, "local (trials run here) or slurm (one job array, returns at once)")
+      ->check(CLI::IsMember({"local", "slurm"}))->capture_default_str();
+  const char* slurm_group = "Slurm (with --executor slurm)";
+  cmd->add_option("--partition", args->slurm.partition, "partition of the array (default: the cluster's)")->group(slurm_group);
+  cmd->add_option("--account", args->slurm.account, "account to charge")->group(slurm_group);
+  cmd->add_option("--cpus-per-trial", args->slurm.cpus_per_trial, "CPUs per element; also the trial's threads")
+      ->check(CLI::Range(1, 1024))->capture_default_str()->group(slurm_group);
+  cmd->add_option("--gpus-per-trial", args->slurm.gpus_per_trial, "GPUs per element (--gres=gpu:G)")
+      ->check(CLI::Range(0, 64))->capture_default_str()->group(slurm_group);
+  cmd->add_option("--mem", args->slurm.mem, "memory per element, e.g. 4G")->group(slurm_group);
+  cmd->add_option("--time", args->slurm.time, "time limit per element, e.g. 2:00:00")->group(slurm_group);
+  cmd->add_option("--max-parallel", args->slurm.max_parallel, "elements running at once (the array's %K; 0 = no limit)")
+      ->check(CLI::Range(0, 100000))->capture_default_str()->group(slurm_group);
+  cmd->add_option("--sbatch-arg", args->slurm.sbatch_args, "extra sbatch option, verbatim: --sbatch-arg=--qos=long (repeatable)")
+      ->group(slurm_group);
+  cmd->add_option("--max-array-size", args->max_array_size, "the cluster's MaxArraySize")
+      ->check(CLI::Range(2, 4000001))->capture_default_str()->group(slurm_group);
   cmd->callback([args, &g, &exit_code] { exit_code = run_command(*args, g); });
 }
 

@@ -20,5 +20,6 @@ void add_report(CLI::App& app, GlobalOptions& g, int& exit_code);
 void add_methods(CLI::App& app, int& exit_code);
 void add_probe(CLI::App& app, int& exit_code);
 void add_trial(CLI::App& app, int& exit_code);  // hidden: the worker process
+void add_cluster(CLI::App& app, GlobalOptions& g, int& exit_code);  // collect, status, cancel, _slurm-element
 
 }  // namespace reglab::cli

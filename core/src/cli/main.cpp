@@ -16,7 +16,9 @@ int main(int argc, char** argv) {
       "  reglab plot SWEEP -o curves.png                 learning curves per group: mean over seeds ± band\n"
       "  reglab report SWEEP -o report.html              one self-contained HTML report of a sweep\n"
       "  reglab methods [NAME]                           installed method plugins and their parameters\n"
-      "  reglab probe request.json                       evaluate a method's hooks on given tensors\n",
+      "  reglab probe request.json                       evaluate a method's hooks on given tensors\n"
+      "  reglab run SWEEP --executor slurm               submit a sweep to Slurm as one job array\n"
+      "  reglab status SWEEP | collect SWEEP | cancel SWEEP   follow, merge or cancel it\n",
       "reglab"};
   app.set_version_flag("--version", std::string(reglab::kVersion));
   app.require_subcommand(1);
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
   reglab::cli::add_methods(app, exit_code);
   reglab::cli::add_probe(app, exit_code);
   reglab::cli::add_trial(app, exit_code);
+  reglab::cli::add_cluster(app, global, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

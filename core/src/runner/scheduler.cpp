@@ -116,7 +116,12 @@ Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs:
     std::signal(SIGTERM, SIG_DFL);
     int code = 1;
     try {
-      code = run_trial_process(TrialProcessOptions{db, p.run_id, threads, spawned_at});
+      TrialProcessOptions t;
+      t.db = db;
+      t.run_id = p.run_id;
+      t.threads = threads;
+      t.spawned_at = spawned_at;
+      code = run_trial_process(t);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "reglab worker: %s\n", e.what());
     } catch (...) {

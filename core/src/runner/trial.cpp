@@ -54,13 +54,15 @@ int run_trial_process(const TrialProcessOptions& options) {
   std::signal(SIGTERM, on_stop_signal);
   at::set_num_threads(std::max(1, options.threads));
 
-  store::Store store(options.db);
+  store::Store store(options.db, options.journal);
   auto run = store.get_run(options.run_id);
   if (!run) {
     std::cerr << "reglab: no run " << options.run_id << " in " << options.db << "\n";
     return 1;
   }
-  const fs::path run_dir = run_directory(options.db, run->sweep_name, run->key);
+  const fs::path run_dir = options.results_dir.empty()
+                               ? run_directory(options.db, run->sweep_name, run->key)
+                               : options.results_dir / "runs" / run->sweep_name / run->key;
   fs::create_directories(run_dir);
   const fs::path log_path = run->log_path.empty() ? run_dir / "trial.log" : fs::path(run->log_path);
 

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <filesystem>
 
+#include "store/store.h"
+
 namespace reglab::runner {
 
 inline constexpr int kExitInterrupted = 130;
@@ -22,6 +24,10 @@ struct TrialProcessOptions {
   std::int64_t run_id = 0;
   int threads = 1;
   double spawned_at = 0;  // wall-clock seconds when the coordinator forked (0 = unknown)
+  // Where run folders live (<results_dir>/runs/<sweep>/<key>); empty: next to
+  // `db`. A Slurm element writes its shard elsewhere but its files here.
+  std::filesystem::path results_dir;
+  store::Journal journal = store::Journal::kWal;  // a shard keeps its rollback journal
 };
 
 int run_trial_process(const TrialProcessOptions& options);

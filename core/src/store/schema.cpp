@@ -1,4 +1,4 @@
-// store/schema.cpp — schema version 1 and the migration runner.
+// store/schema.cpp — the schema versions and the migration runner.
 #include "store/schema.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -95,6 +95,39 @@ CREATE TABLE IF NOT EXISTS artifacts (
 CREATE INDEX IF NOT EXISTS artifacts_run ON artifacts (run_id);
 )sql";
 
+// Version 2: the Slurm executor's records. slurm_jobs holds every submitted
+// array (and the dependent collect job); slurm_tasks maps an array element to
+// the run it executes (a run resubmitted later has several rows, the newest
+// job is its current one); shard_merges remembers which state of which shard
+// was merged, so collecting twice adds nothing.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS slurm_jobs (
+  job_id       INTEGER PRIMARY KEY,
+  sweep_id     INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+  kind         TEXT NOT NULL CHECK (kind IN ('trials', 'collect')),
+  array_size   INTEGER NOT NULL DEFAULT 0,
+  script_path  TEXT NOT NULL DEFAULT '',
+  submitted_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS slurm_jobs_sweep ON slurm_jobs (sweep_id);
+
+CREATE TABLE IF NOT EXISTS slurm_tasks (
+  job_id      INTEGER NOT NULL REFERENCES slurm_jobs(job_id) ON DELETE CASCADE,
+  array_index INTEGER NOT NULL,
+  run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  PRIMARY KEY (job_id, array_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS slurm_tasks_run ON slurm_tasks (run_id);
+
+CREATE TABLE IF NOT EXISTS shard_merges (
+  shard_path  TEXT NOT NULL,
+  run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  shard_state TEXT NOT NULL,
+  merged_at   TEXT NOT NULL,
+  PRIMARY KEY (shard_path, shard_state)
+) WITHOUT ROWID;
+)sql";
+
 bool has_table(SQLite::Database& db, const char* name) {
   SQLite::Statement q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
   q.bind(1, name);
@@ -115,6 +148,8 @@ const std::vector<Migration>& migrations() {
   static const std::vector<Migration> steps = {
       {1, "create sweeps, runs, params, metrics, summaries, artifacts",
        [](SQLite::Database& db) { db.exec(kSchemaV1); }},
+      {2, "add slurm_jobs, slurm_tasks, shard_merges (the Slurm executor)",
+       [](SQLite::Database& db) { db.exec(kSchemaV2); }},
   };
   return steps;
 }

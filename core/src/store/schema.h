@@ -27,7 +27,8 @@ struct Migration {
 };
 
 // The migrations of this build, in order; the last one's version is
-// kSchemaVersion. Version 1 creates every table.
+// kSchemaVersion. Version 1 creates the results tables, version 2 the Slurm
+// executor's job records.
 const std::vector<Migration>& migrations();
 
 // The stored schema version: 0 for an empty file or one without meta.

@@ -124,7 +124,7 @@ RunStatus run_status_from_string(const std::string& s) {
                               "' (expected pending, running, completed, failed or interrupted)");
 }
 
-Store::Store(const std::filesystem::path& path) : path_(path) {
+Store::Store(const std::filesystem::path& path, Journal journal) : path_(path) {
   try {
     if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
     db_ = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
@@ -132,8 +132,13 @@ Store::Store(const std::filesystem::path& path) : path_(path) {
     // WAL: readers never block the writer and vice versa. synchronous=NORMAL
     // is the documented safe pairing with WAL (no corruption; a power cut may
     // lose the last commits) and keeps commits free of fsync.
-    db_->exec("PRAGMA journal_mode = WAL");
-    db_->exec("PRAGMA synchronous = NORMAL");
+    if (journal == Journal::kWal) {
+      db_->exec("PRAGMA journal_mode = WAL");
+      db_->exec("PRAGMA synchronous = NORMAL");
+    } else {
+      db_->exec("PRAGMA journal_mode = DELETE");
+      db_->exec("PRAGMA synchronous = FULL");
+    }
     db_->exec("PRAGMA foreign_keys = ON");
     // 32 MiB of page cache (grown only as used) keeps a large metric batch's
     // B-tree pages in memory.
@@ -188,45 +193,45 @@ std::vector<SweepRow> Store::list_sweeps() {
 
 // --- runs -----------------------------------------------------------------
 
-std::int64_t Store::ensure_run(std::int64_t sweep_id, const std::string& key, const std::string& label,
-                               const std::string& config_json, const std::string& method_name) {
-  std::vector<FlatParam> flat;
+namespace {
+
+std::vector<FlatParam> flatten_for(const std::string& key, const std::string& config_json) {
   try {
-    flat = flatten_config(config_json);
+    return flatten_config(config_json);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("run '" + key + "': " + e.what());
   }
-  auto existing = [&]() -> std::optional<std::int64_t> {
-    SQLite::Statement q(*db_, "SELECT id FROM runs WHERE sweep_id = ? AND key = ?");
-    q.bind(1, sweep_id);
-    q.bind(2, key);
-    if (q.executeStep()) return q.getColumn(0).getInt64();
-    return std::nullopt;
-  };
-  // A re-run sweep finds all its runs: answer without taking the write lock.
-  if (auto id = existing()) return *id;
-  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-  // Another process may have inserted it between the check and the lock.
-  if (auto id = existing()) return *id;  // tx rolls back: nothing was written
-  {
-    SQLite::Statement s(*db_, "SELECT 1 FROM sweeps WHERE id = ?");
-    s.bind(1, sweep_id);
-    if (!s.executeStep()) {
-      throw std::runtime_error("cannot add run '" + key + "': no sweep with id " + std::to_string(sweep_id));
-    }
-  }
-  SQLite::Statement ins(*db_,
+}
+
+std::optional<std::int64_t> existing_run(SQLite::Database& db, std::int64_t sweep_id, const std::string& key) {
+  SQLite::Statement q(db, "SELECT id FROM runs WHERE sweep_id = ? AND key = ?");
+  q.bind(1, sweep_id);
+  q.bind(2, key);
+  if (q.executeStep()) return q.getColumn(0).getInt64();
+  return std::nullopt;
+}
+
+void require_sweep(SQLite::Database& db, std::int64_t sweep_id, const std::string& key) {
+  SQLite::Statement s(db, "SELECT 1 FROM sweeps WHERE id = ?");
+  s.bind(1, sweep_id);
+  if (!s.executeStep())
+    throw std::runtime_error("cannot add run '" + key + "': no sweep with id " + std::to_string(sweep_id));
+}
+
+// Inserts a pending run and its params; inside the caller's transaction.
+std::int64_t insert_run(SQLite::Database& db, std::int64_t sweep_id, const NewRun& r, const std::vector<FlatParam>& flat) {
+  SQLite::Statement ins(db,
                         "INSERT INTO runs (sweep_id, key, label, status, config_json, method_name, created_at) "
                         "VALUES (?, ?, ?, 'pending', ?, ?, ?)");
   ins.bind(1, sweep_id);
-  ins.bind(2, key);
-  ins.bind(3, label);
-  ins.bind(4, config_json);
-  ins.bind(5, method_name);
+  ins.bind(2, r.key);
+  ins.bind(3, r.label);
+  ins.bind(4, r.config_json);
+  ins.bind(5, r.method_name);
   ins.bind(6, util::now_iso8601());
   ins.exec();
-  const std::int64_t id = db_->getLastInsertRowid();
-  SQLite::Statement p(*db_, "INSERT OR REPLACE INTO params (run_id, key, value, value_num) VALUES (?, ?, ?, ?)");
+  const std::int64_t id = db.getLastInsertRowid();
+  SQLite::Statement p(db, "INSERT OR REPLACE INTO params (run_id, key, value, value_num) VALUES (?, ?, ?, ?)");
   for (const FlatParam& f : flat) {
     p.bind(1, id);
     p.bind(2, f.key);
@@ -239,8 +244,48 @@ std::int64_t Store::ensure_run(std::int64_t sweep_id, const std::string& key, co
     p.exec();
     p.reset();
   }
+  return id;
+}
+
+}  // namespace
+
+std::int64_t Store::ensure_run(std::int64_t sweep_id, const std::string& key, const std::string& label,
+                               const std::string& config_json, const std::string& method_name) {
+  const std::vector<FlatParam> flat = flatten_for(key, config_json);
+  // A re-run sweep finds all its runs: answer without taking the write lock.
+  if (auto id = existing_run(*db_, sweep_id, key)) return *id;
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  // Another process may have inserted it between the check and the lock.
+  if (auto id = existing_run(*db_, sweep_id, key)) return *id;  // tx rolls back: nothing was written
+  require_sweep(*db_, sweep_id, key);
+  const std::int64_t id = insert_run(*db_, sweep_id, {key, label, config_json, method_name}, flat);
   tx.commit();
   return id;
+}
+
+std::vector<std::int64_t> Store::ensure_runs(std::int64_t sweep_id, const std::vector<NewRun>& runs) {
+  std::vector<std::vector<FlatParam>> flat;
+  flat.reserve(runs.size());
+  for (const auto& r : runs) flat.push_back(flatten_for(r.key, r.config_json));
+  std::vector<std::int64_t> ids(runs.size(), 0);
+  bool all_exist = true;
+  for (std::size_t i = 0; i < runs.size() && all_exist; ++i) {
+    if (auto id = existing_run(*db_, sweep_id, runs[i].key))
+      ids[i] = *id;
+    else
+      all_exist = false;
+  }
+  if (all_exist) return ids;
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  if (!runs.empty()) require_sweep(*db_, sweep_id, runs.front().key);
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (auto id = existing_run(*db_, sweep_id, runs[i].key))
+      ids[i] = *id;
+    else
+      ids[i] = insert_run(*db_, sweep_id, runs[i], flat[i]);
+  }
+  tx.commit();
+  return ids;
 }
 
 std::optional<RunRow> Store::get_run(std::int64_t run_id) {

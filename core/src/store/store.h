@@ -21,7 +21,7 @@ class Statement;
 
 namespace reglab::store {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 // How long a writer waits for another process's transaction before failing.
 inline constexpr int kBusyTimeoutMs = 30000;
 
@@ -63,6 +63,14 @@ struct MetricPoint {
   double value;
 };
 
+// A run to add with Store::ensure_runs.
+struct NewRun {
+  std::string key;
+  std::string label;
+  std::string config_json;
+  std::string method_name;
+};
+
 struct ArtifactRow {
   std::int64_t run_id = 0;
   std::string kind;  // "checkpoint", "log", ...
@@ -80,13 +88,19 @@ struct ParamRow {
   std::optional<double> numeric;  // set when the config value is a number
 };
 
+// How the database journals its transactions. WAL lets many processes on one
+// host read and write at once, but its shared-memory index is unsafe on
+// network file systems (NFS, Lustre); a trial shard written by one process on
+// a cluster node uses the rollback journal instead.
+enum class Journal { kWal, kRollback };
+
 class Store {
  public:
-  // Opens or creates the database (and its parent folder), sets WAL,
-  // busy_timeout (30 s) and foreign keys, creates/migrates the schema.
+  // Opens or creates the database (and its parent folder), sets the journal
+  // mode, busy_timeout (30 s) and foreign keys, creates/migrates the schema.
   // Throws std::runtime_error naming the path when the file cannot be opened,
   // is not an SQLite database, or has a schema newer than this build.
-  explicit Store(const std::filesystem::path& path);
+  explicit Store(const std::filesystem::path& path, Journal journal = Journal::kWal);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -106,6 +120,9 @@ class Store {
   // naming the key when config_json is not a JSON object.
   std::int64_t ensure_run(std::int64_t sweep_id, const std::string& key, const std::string& label,
                           const std::string& config_json, const std::string& method_name);
+  // ensure_run for many runs in one transaction (one commit for a whole
+  // sweep); the run ids in the order given.
+  std::vector<std::int64_t> ensure_runs(std::int64_t sweep_id, const std::vector<NewRun>& runs);
   std::optional<RunRow> get_run(std::int64_t run_id);
   // By id, or by a unique prefix of the key (>= 4 characters). nullopt when
   // nothing matches; std::runtime_error listing the candidates when a prefix
