@@ -32,7 +32,7 @@ std::vector<std::string> validate_text(const std::string& text, Json* resolved =
 
 TEST(CoreSchema, HasExactlyTheAgreedKeys) {
   const std::set<std::string> expected = {
-      "seed",
+      "seed", "init.from", "init.stage",
       "task.paradigm", "task.epochs", "task.batch_size", "task.eval_batch_size", "task.device",
       "task.checkpoint_every", "task.threads", "task.bags_per_step", "task.schedule_per_step",
       "data.dataset", "data.root", "data.limit", "data.test_limit", "data.val_fraction", "data.normalize",

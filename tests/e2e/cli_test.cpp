@@ -92,7 +92,9 @@ TEST(Cli, CrashingPluginFailsOnlyItsTrial) {
   auto retry = box.run({"run", file.string(), "--retry-failed", "--no-compare"});
   EXPECT_EQ(retry.code, 2);
   for (const auto& run : runs_of(box.db(), "crash"))
-    if (run.method_name == "faulty") EXPECT_EQ(run.attempts, 2);
+    if (run.method_name == "faulty") {
+      EXPECT_EQ(run.attempts, 2);
+    }
 }
 
 TEST(Cli, TrialTimeoutIsRecordedAsFailure) {
@@ -170,8 +172,9 @@ TEST(Cli, Kill9OfCoordinatorThenResume) {
     if (r.status == reglab::store::RunStatus::kCompleted) completed_attempts[r.id] = r.attempts;
   // The orphaned worker dies with its coordinator.
   for (const auto& r : before)
-    if (r.status == reglab::store::RunStatus::kRunning)
+    if (r.status == reglab::store::RunStatus::kRunning) {
       EXPECT_TRUE(wait_until([&] { return kill(static_cast<pid_t>(r.pid), 0) != 0; }, 10));
+    }
 
   auto second = box.run({"run", file.string(), "--set", "task.epochs=3"});
   ASSERT_EQ(second.code, 0) << second.err;
@@ -179,7 +182,9 @@ TEST(Cli, Kill9OfCoordinatorThenResume) {
   reglab::store::Store s(box.db());
   for (const auto& r : runs_of(box.db(), "k9")) {
     EXPECT_EQ(r.status, reglab::store::RunStatus::kCompleted);
-    if (completed_attempts.count(r.id)) EXPECT_EQ(r.attempts, completed_attempts[r.id]) << "completed run re-ran";
+    if (completed_attempts.count(r.id)) {
+      EXPECT_EQ(r.attempts, completed_attempts[r.id]) << "completed run re-ran";
+    }
     EXPECT_EQ(s.metrics(r.id, "test.acc").size(), 3u);
   }
 }

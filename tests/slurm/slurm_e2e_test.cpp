@@ -230,6 +230,35 @@ TEST(SlurmExecutor, ACancelledElementIsRecordedFailedWithTheReasonAndOnlyItIsRes
   EXPECT_EQ(count(box.db(), "SELECT count(*) FROM slurm_tasks"), 4);
 }
 
+TEST(SlurmExecutor, StagesRunAsTheirOwnArrayFirstAndTrialsStartFromThem) {
+  CliSandbox box;
+  box.write("source.toml",
+            "seed = 0\n[method]\nname = \"ce\"\n[task]\nepochs = 3\nbatch_size = 64\n[optim]\nname = \"sgd\"\nlr = 0.1\n"
+            "[data]\ndataset = \"synthetic\"\nval_fraction = 0.2\n"
+            "[data.synthetic]\nsamples = 600\ntest_samples = 200\nfeatures = 10\nclasses = 3\n"
+            "[model]\narch = \"mlp\"\nhidden = [16]\n");
+  const auto sweep = box.write("s.toml", tiny_sweep("slurm_stage", "[method]\nname = \"ce\"\n[init]\nfrom = \"source.toml\"\n"));
+  const auto r = box.run({"run", sweep.string(), "--executor", "slurm"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("submitted 1 stage(s)"), std::string::npos) << r.out;
+  const Submission sub = parse_submission(r.out);
+  ASSERT_EQ(sub.submitted, 2) << r.out;
+  EXPECT_EQ(wait_for_job(sub.collect, 150), "COMPLETED") << box.run({"status", "slurm_stage", "--all"}).out;
+
+  store::Store s(box.db());
+  const auto stages = s.list_runs(s.find_sweep("_stages")->id);
+  ASSERT_EQ(stages.size(), 1u);
+  EXPECT_EQ(stages[0].status, store::RunStatus::kCompleted) << stages[0].error;
+  for (const auto& run : s.list_runs(s.find_sweep("slurm_stage")->id)) {
+    EXPECT_EQ(run.status, store::RunStatus::kCompleted) << run.label << ": " << run.error;
+    // afterok: no trial started before its stage had finished.
+    EXPECT_GE(run.started_at, stages[0].finished_at) << run.label;
+  }
+  // Submitting again finds the stage usable and submits nothing.
+  const auto again = box.run({"run", sweep.string(), "--executor", "slurm"});
+  EXPECT_NE(again.out.find("nothing to submit"), std::string::npos) << again.out;
+}
+
 TEST(SlurmExecutor, SlurmOptionsWithoutTheSlurmExecutorAndUnknownSweepsAreRefused) {
   CliSandbox box;
   const auto sweep = box.write("s.toml", tiny_sweep("plain", "[method]\nname = \"ce\"\n"));

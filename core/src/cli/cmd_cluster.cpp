@@ -8,6 +8,7 @@
 #include "cluster/submit.h"
 #include "runner/slurm_element.h"
 #include "store/store.h"
+#include "sweep/stage.h"
 
 namespace reglab::cli {
 
@@ -15,8 +16,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
+int collect_one(store::Store& main, const std::string& sweep, const GlobalOptions& g);
+
+// The sweep, and the stages (init.from) its trials may have run first.
 int collect_command(const std::string& sweep, const GlobalOptions& g) {
   store::Store main(g.db);
+  int rc = 0;
+  if (sweep != sweep::kStagesSweep && main.find_sweep(sweep) && main.find_sweep(sweep::kStagesSweep))
+    rc = collect_one(main, sweep::kStagesSweep, g);
+  return std::max(rc, collect_one(main, sweep, g));
+}
+
+int collect_one(store::Store& main, const std::string& sweep, const GlobalOptions& g) {
   const auto sw = main.find_sweep(sweep);
   if (!sw) {
     std::cerr << "reglab: no sweep named '" << sweep << "' in " << g.db << " (see `reglab ls`)\n";
@@ -30,7 +41,7 @@ int collect_command(const std::string& sweep, const GlobalOptions& g) {
     std::cerr << "reglab: Slurm is not reachable (" << e.what() << "); merging the shards only\n";
   }
   const auto r = cluster::collect_sweep(main, sweep, fs::absolute(g.db).parent_path(), view);
-  std::printf("sweep %s: %d shard(s) merged, %d already merged, %d of runs already complete, %d still running; "
+  std::printf("sweep %s: %d shard(s) merged, %d already merged, %d skipped (run already complete), %d still running; "
               "%d run(s) recorded as failed from Slurm's view\n",
               sweep.c_str(), r.merged, r.already_merged, r.run_completed, r.in_progress, r.failed_by_slurm);
   for (const auto& p : r.problems) std::fprintf(stderr, "reglab: %s\n", p.c_str());

@@ -56,6 +56,9 @@ int submit_to_slurm(const sweep::Sweep& sw, const RunArgs& a, const GlobalOption
                 sw.name.c_str(), r.total, r.completed, r.active);
     return 0;
   }
+  if (r.stages_submitted > 0)
+    std::printf("sweep %s: submitted %d stage(s) (init.from) as job array %lld; the trials wait for it\n",
+                sw.name.c_str(), r.stages_submitted, static_cast<long long>(r.stage_job_id));
   std::printf("sweep %s: submitted %d trial(s) as job array %lld (%d completed, %d still queued or running)\n"
               "  collect job %lld merges the results when the array ends\n"
               "  scripts and manifest: %s\n"

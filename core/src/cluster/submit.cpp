@@ -8,6 +8,7 @@
 
 #include "cluster/manifest.h"
 #include "cluster/records.h"
+#include "stages/checkpoint.h"
 #include "util/util.h"
 
 namespace reglab::cluster {
@@ -100,7 +101,67 @@ SubmitResult submit_sweep(const sweep::Sweep& sw, const SubmitOptions& opt, Slur
                              ") caps an array at " + std::to_string(opt.max_array_size - 1) +
                              " elements; pass --max-array-size with your cluster's value (scontrol show config)");
 
+  // Stages first, as their own array.
+  std::vector<ManifestEntry> stage_entries;
+  std::vector<std::int64_t> stage_runs;
+  std::vector<std::int64_t> wait_for;  // stage arrays the trial array depends on
+  std::int64_t stages_sweep_id = 0;
+  if (!sw.stages.empty()) {
+    std::set<std::string> needed;
+    for (std::size_t i = 0; i < sw.trials.size(); ++i)
+      for (const auto& e : entries)
+        if (e.key == sw.trials[i].key && !sw.trials[i].stage.empty()) needed.insert(sw.trials[i].stage);
+    stages_sweep_id = main.upsert_sweep(sweep::kStagesSweep, "stages: configurations that trials start from (init.from)", "");
+    const SlurmView stage_view = view_of_sweep(main, stages_sweep_id, slurm);
+    collect_sweep(main, sweep::kStagesSweep, results, stage_view);
+    const auto stage_elements = current_elements(main, stages_sweep_id);
+    for (const auto& st : sw.stages) {
+      if (!needed.count(st.key)) continue;
+      const stages::StageCheck check = stages::check_stage(main, st.key, results);
+      if (check.usable()) continue;
+      const std::string method = st.config.contains("method") ? st.config["method"].value("name", "") : "";
+      const std::int64_t id = main.ensure_run(stages_sweep_id, st.key, "stage " + st.file.filename().string(),
+                                              st.config.dump(), method);
+      if (auto e = stage_elements.find(id); e != stage_elements.end()) {
+        auto v = stage_view.find(e->second);
+        if (v != stage_view.end() && !is_terminal(v->second.state)) {
+          wait_for.push_back(e->second.first);  // an earlier submission is producing it
+          continue;
+        }
+      }
+      if (main.get_run(id)->status == store::RunStatus::kCompleted) {
+        // Completed but its checkpoint fails the check: produce it again from
+        // scratch, never from the bad file or the finished shard.
+        std::error_code ec;
+        fs::remove(stages::stage_checkpoint_path(results, st.key), ec);
+        fs::remove(shard_path(results, sweep::kStagesSweep, st.key), ec);
+        main.reset_run(id, check.problem + "; rebuilding it");
+      }
+      stage_entries.push_back({sweep::kStagesSweep, "", st.key, "stage " + st.file.filename().string(), method, st.config});
+      stage_runs.push_back(id);
+    }
+  }
+
   result.folder = new_submission_folder(results, sw.name);
+  if (!stage_entries.empty()) {
+    ArrayJob stage_job;
+    stage_job.name = "reglab-stages-" + sw.name;
+    stage_job.size = static_cast<int>(stage_entries.size());
+    stage_job.reglab = opt.reglab;
+    stage_job.manifest = result.folder / "stages.jsonl";
+    stage_job.shard_dir = shard_directory(results, sweep::kStagesSweep);
+    stage_job.results_dir = results;
+    stage_job.log_dir = result.folder / "logs";
+    write_manifest(stage_job.manifest, stage_entries);
+    fs::create_directories(stage_job.shard_dir);
+    const fs::path stage_script = result.folder / "stages.sbatch";
+    write_script(stage_script, render_array_script(stage_job, opt.slurm));
+    result.stage_job_id = slurm.sbatch(stage_script);
+    result.stages_submitted = stage_job.size;
+    record_array(main, stages_sweep_id, {result.stage_job_id, "trials", stage_job.size, stage_script.string(), ""},
+                 stage_runs);
+    wait_for.push_back(result.stage_job_id);
+  }
   const fs::path manifest = result.folder / "manifest.jsonl";
   write_manifest(manifest, entries);
   ArrayJob job;
@@ -118,7 +179,13 @@ SubmitResult submit_sweep(const sweep::Sweep& sw, const SubmitOptions& opt, Slur
   write_script(collect_script, render_collect_script("reglab-collect-" + sw.name, opt.reglab, fs::absolute(opt.db),
                                                      sw.name, job.log_dir, opt.slurm));
 
-  result.job_id = slurm.sbatch(array_script);
+  std::vector<std::string> array_args;
+  if (!wait_for.empty()) {
+    std::string dep = "--dependency=afterok";
+    for (auto id : wait_for) dep += ":" + std::to_string(id);
+    array_args = {dep, "--kill-on-invalid-dep=yes"};
+  }
+  result.job_id = slurm.sbatch(array_script, array_args);
   // Recorded before the collect job is submitted: if that fails, the array
   // still runs and `reglab collect` merges it by hand.
   JobRecord array{result.job_id, "trials", job.size, array_script.string(), ""};

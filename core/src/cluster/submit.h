@@ -8,6 +8,10 @@
 // array (afterany). Everything a submission needs is written under
 // <results>/slurm/<sweep>/<stamp>/: manifest.jsonl, job.sbatch, collect.sbatch
 // and logs/. Job ids and the element of each run are recorded in the store.
+// Stages (init.from) that the submitted trials need and that have no usable
+// checkpoint yet run first as their own array (sweep `_stages`, manifest
+// stages.jsonl, stages.sbatch); the trial array depends on it (afterok), so a
+// failed stage cancels its trials, which collect then records as failed.
 // No torch.
 #pragma once
 
@@ -38,6 +42,8 @@ struct SubmitResult {
   int submitted = 0;
   std::int64_t job_id = 0;          // 0 when nothing was submitted
   std::int64_t collect_job_id = 0;
+  int stages_submitted = 0;         // stages (init.from) submitted as their own array first
+  std::int64_t stage_job_id = 0;    // that array; the trial array waits for it (afterok)
   std::filesystem::path folder;     // where the scripts and the manifest are
   CollectResult collected;          // what the merge before submitting found
 };

@@ -45,6 +45,11 @@ std::vector<ParamSpec> build_core_schema() {
   return {
       spec("seed", T::kInt, "0", "random seed of the trial; set by [sweep] seeds", at_least(0)),
 
+      spec("init.from", T::kString, "\"\"",
+           "a training config (TOML, relative to this file) whose final model the trial starts from; "
+           "produced once and reused (see [init] in experiments/README.md)"),
+      spec("init.stage", T::kString, "\"\"", "set by reglab: the key of the resolved init.from stage"),
+
       spec("task.paradigm", T::kString, "\"classify\"", "training loop the trial runs", any(), "classify|mil"),
       spec("task.epochs", T::kInt, "10", "number of training epochs", between(1, 100000)),
       spec("task.batch_size", T::kInt, "128", "training mini-batch size", between(1, 1e6)),

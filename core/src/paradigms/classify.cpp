@@ -120,6 +120,17 @@ void run_classify(runner::TrialEnv& env) {
                         " s");
 
   auto model = models::make_model(model_options_from(cfg.at("model")), ds.input_shape, ds.num_classes);
+  // A trial with a stage (init.from) starts from the stage's final weights,
+  // before any method re-parameterises the model; its own checkpoint, when it
+  // resumes, replaces them below.
+  auto load_init = [&] {
+    if (env.init_checkpoint.empty()) return;
+    torch::serialize::InputArchive archive, model_archive;
+    archive.load_from(env.init_checkpoint.string());
+    archive.read("model", model_archive);
+    model->load(model_archive);
+  };
+  load_init();
   model->to(device);
   OptimOptions oo = optim_options_from(cfg.at("optim"));
 
@@ -178,6 +189,7 @@ void run_classify(runner::TrialEnv& env) {
       step = 0;
       torch::manual_seed(static_cast<std::uint64_t>(seed));
       model = models::make_model(model_options_from(cfg.at("model")), ds.input_shape, ds.num_classes);
+      load_init();
       model->to(device);
       prepare_model();
     }

@@ -12,10 +12,12 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "runner/preload.h"
 #include "runner/progress.h"
+#include "stages/checkpoint.h"
 #include "runner/trial.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -196,6 +198,68 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
         break;
       default: queue.push_back({id, t.label, t.key}); break;
     }
+  }
+
+  // Stages first: every stage a queued trial starts from is produced, or
+  // rebuilt when its checkpoint is missing or corrupt, before any trial runs;
+  // a trial whose stage cannot be produced fails with the stage's reason.
+  if (!sw.stages.empty() && !queue.empty()) {
+    std::map<std::string, std::string> stage_of;
+    for (const auto& t : sw.trials) stage_of[t.key] = t.stage;
+    std::set<std::string> needed;
+    for (const auto& q : queue) needed.insert(stage_of[q.key]);
+    const fs::path results = fs::absolute(opt.db).parent_path();
+    sweep::Sweep stage_sweep;
+    stage_sweep.name = sweep::kStagesSweep;
+    stage_sweep.description = "stages: configurations that trials start from (init.from)";
+    for (const auto& st : sw.stages) {
+      if (!needed.count(st.key)) continue;
+      const stages::StageCheck check = stages::check_stage(*store, st.key, results);
+      if (check.usable()) continue;
+      if (check.run_id) {
+        auto run = store->get_run(*check.run_id);
+        if (run && run->status == store::RunStatus::kCompleted) {
+          // Never resume from, or hand out, a checkpoint that fails its check.
+          std::error_code ec;
+          fs::remove(stages::stage_checkpoint_path(results, st.key), ec);
+          store->reset_run(*check.run_id, check.problem + "; rebuilding it");
+          std::fprintf(stderr, "%s; rebuilding it\n", check.problem.c_str());
+        }
+      }
+      sweep::Trial t;
+      t.key = st.key;
+      t.config = st.config;
+      t.seed = st.config.value("seed", std::int64_t{0});
+      t.label = "stage " + st.file.filename().string();
+      stage_sweep.trials.push_back(std::move(t));
+    }
+    if (!stage_sweep.trials.empty()) {
+      store.reset();  // no connection may cross the stages' forks
+      const SchedulerResult staged = run_sweep(stage_sweep, opt);
+      store = std::make_unique<store::Store>(opt.db);
+      if (staged.stopped_by_user) {
+        result.stopped_by_user = true;
+        return result;
+      }
+    }
+    std::deque<Pending> ready;
+    for (const auto& q : queue) {
+      const std::string& stage = stage_of[q.key];
+      if (!stage.empty()) {
+        const stages::StageCheck check = stages::check_stage(*store, stage, results);
+        if (!check.usable()) {
+          store->mark_finished(q.run_id, store::RunStatus::kFailed,
+                               "init.from: " + check.problem +
+                                   (check.problem.find("is failed") != std::string::npos
+                                        ? " (run the sweep with --retry-failed to try the stage again)"
+                                        : ""));
+          ++result.failed;
+          continue;
+        }
+      }
+      ready.push_back(q);
+    }
+    queue.swap(ready);
   }
 
   fs::path exe;

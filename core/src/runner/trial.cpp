@@ -12,8 +12,10 @@
 
 #include "paradigms/classify.h"
 #include "paradigms/mil.h"
+#include "stages/checkpoint.h"
 #include "runner/trial_env.h"
 #include "store/store.h"
+#include "sweep/stage.h"
 #include "util/util.h"
 
 namespace reglab::runner {
@@ -97,6 +99,21 @@ int run_trial_process(const TrialProcessOptions& options) {
     return 1;
   };
   try {
+    const std::string stage = env.config.contains("init") ? env.config["init"].value("stage", std::string()) : "";
+    if (!stage.empty()) {
+      // Local trials find the stage in their own store; a Slurm element, whose
+      // store is its shard, finds it in the stage's shard.
+      const fs::path results = options.results_dir.empty() ? fs::absolute(options.db).parent_path() : options.results_dir;
+      stages::StageCheck check = stages::check_stage(store, stage, results);
+      const fs::path stage_shard = results / "shards" / sweep::kStagesSweep / (stage + ".db");
+      if (!check.usable() && fs::exists(stage_shard)) {
+        store::Store shard(stage_shard, store::Journal::kRollback);
+        check = stages::check_stage(shard, stage, results);
+      }
+      if (!check.usable()) return fail("init.from: " + check.problem);
+      env.init_checkpoint = check.checkpoint;
+      log.info("starting from stage " + stage + ": " + check.checkpoint.string());
+    }
     const std::string paradigm = env.config.at("task").value("paradigm", std::string("classify"));
     if (paradigm == "mil") {
       paradigms::run_mil(env);

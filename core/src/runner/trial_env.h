@@ -64,6 +64,9 @@ struct TrialEnv {
   // Wall-clock seconds when the coordinator started this worker (0 = unknown);
   // the paradigm records time.startup_s = first step done − spawned_at.
   double spawned_at = 0;
+  // The verified checkpoint of the stage the trial starts from (init.from);
+  // empty when it has none. The paradigm loads its model from it.
+  std::filesystem::path init_checkpoint = {};
 };
 
 }  // namespace reglab::runner

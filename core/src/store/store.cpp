@@ -438,6 +438,16 @@ void Store::mark_finished(std::int64_t run_id, RunStatus status, const std::stri
   tx.commit();
 }
 
+void Store::reset_run(std::int64_t run_id, const std::string& why) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_, "UPDATE runs SET status = 'pending', error = ?, finished_at = NULL WHERE id = ?");
+  q.bind(1, why);
+  q.bind(2, run_id);
+  q.exec();
+  require_one_row(*db_, run_id, "reset_run");
+  tx.commit();
+}
+
 int Store::recover_stale_runs(std::int64_t sweep_id, const std::string& host, double stale_after_s) {
   SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
   const std::string now = util::now_iso8601();

@@ -148,6 +148,10 @@ class Store {
   void set_method_version(std::int64_t run_id, const std::string& version);
   void heartbeat(std::int64_t run_id);
   void mark_finished(std::int64_t run_id, RunStatus status, const std::string& error);
+  // Back to 'pending' so that the run is produced again (a stage whose
+  // checkpoint was found missing or corrupt); `why` becomes its error text
+  // until it runs. Its metrics stay (a re-run replaces them step by step).
+  void reset_run(std::int64_t run_id, const std::string& why);
   // Runs of this sweep left 'running' by a coordinator that is gone: on this
   // host whose pid is not alive, on other hosts whose heartbeat is older than
   // `stale_after_s` (or that never sent one). They become 'interrupted' with

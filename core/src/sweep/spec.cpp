@@ -53,6 +53,8 @@ class SpecReader {
       if (k == "name" || k == "description") {
         if (!v.is_string() || (k == "name" && v.get<std::string>().empty())) {
           add(key, "expected a non-empty string, got " + config::describe_value(v));
+        } else if (k == "name" && v.get<std::string>().front() == '_') {
+          add(key, "sweep names starting with '_' are reserved for reglab's own (such as _stages)");
         } else {
           (k == "name" ? spec.name : spec.description) = v.get<std::string>();
         }

@@ -227,6 +227,7 @@ Sweep load_sweep(const std::filesystem::path& file, const std::vector<std::strin
 
   std::set<std::string> seen_issues;
   for (const Issue& issue : issues) seen_issues.insert(issue.str());
+  StageResolver stages(lookup, names);
   std::set<std::string> seen_keys;
   std::vector<Json> written;  // each kept trial before defaults, for labels
 
@@ -263,8 +264,15 @@ Sweep load_sweep(const std::filesystem::path& file, const std::vector<std::strin
             if (seen_issues.insert(issue.str()).second) issues.push_back(std::move(issue));
           }
           if (!issues.empty()) continue;
+          std::vector<Issue> stage_issues;
+          const std::string stage = stages.attach(cfg, where, file, stage_issues);
+          for (Issue& issue : stage_issues) {
+            if (seen_issues.insert(issue.str()).second) issues.push_back(std::move(issue));
+          }
+          if (!issues.empty()) continue;
 
           Trial trial;
+          trial.stage = stage;
           trial.key = trial_key(cfg);
           if (!seen_keys.insert(trial.key).second) continue;  // the same configuration twice
           const Json* seed = config::get_path(cfg, "seed");
@@ -278,6 +286,7 @@ Sweep load_sweep(const std::filesystem::path& file, const std::vector<std::strin
   }
   if (!issues.empty()) throw config::ConfigError(std::move(issues));
   assign_labels(sweep.trials, written);
+  sweep.stages = stages.stages();
   return sweep;
 }
 

@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "config/schema.h"
+#include "sweep/stage.h"
 
 namespace reglab::sweep {
 
@@ -32,6 +33,7 @@ struct Trial {
   Json config;        // resolved: base ⊕ variant ⊕ grid ⊕ sample, defaults filled, "seed" set
   std::int64_t seed = 0;
   std::string label;  // short human label: the keys that vary across the sweep, "method.name=ce seed=1"
+  std::string stage;  // key of the stage it starts from (init.from), "" when none
 };
 
 struct Sweep {
@@ -40,6 +42,7 @@ struct Sweep {
   std::filesystem::path file;
   std::string toml_text;   // the sweep file's own text, stored with the sweep
   std::vector<Trial> trials;
+  std::vector<Stage> stages;  // the stages its trials start from, each once
 };
 
 // Reads, expands and validates. `overrides` are "dotted.key=value" strings
