@@ -278,9 +278,10 @@ double poisson_quantile(double lambda, double u) {
   return k;
 }
 
-torch::Tensor shot_noise(const torch::Tensor& x, int severity, const Keys& keys) {
-  static constexpr BySeverity<double> kRate = {500, 250, 100, 75, 50};
-  const double c = kRate[severity - 1];
+// Each output pixel from its input pixel and the image's own stream, which
+// `pixel` draws from in pixel order.
+template <class PixelFn>
+torch::Tensor map_pixels(const torch::Tensor& x, const Keys& keys, PixelFn pixel) {
   const std::int64_t n = x.size(0);
   const std::int64_t pixels = x.size(2) * x.size(3);
   torch::Tensor y = torch::empty_like(x);
@@ -288,30 +289,25 @@ torch::Tensor shot_noise(const torch::Tensor& x, int severity, const Keys& keys)
   double* yp = y.data_ptr<double>();
   for_each_image(n, [&](std::int64_t i) {
     Stream stream(keys.of(i));
-    for (std::int64_t k = i * pixels; k < (i + 1) * pixels; ++k) {
-      yp[k] = poisson_quantile(c * xp[k], stream.uniform()) / c;
-    }
+    for (std::int64_t k = i * pixels; k < (i + 1) * pixels; ++k) yp[k] = pixel(xp[k], stream);
   });
   return y;
+}
+
+torch::Tensor shot_noise(const torch::Tensor& x, int severity, const Keys& keys) {
+  static constexpr BySeverity<double> kRate = {500, 250, 100, 75, 50};
+  const double c = kRate[severity - 1];
+  return map_pixels(x, keys, [c](double v, Stream& stream) { return poisson_quantile(c * v, stream.uniform()) / c; });
 }
 
 torch::Tensor impulse_noise(const torch::Tensor& x, int severity, const Keys& keys) {
   static constexpr BySeverity<double> kFraction = {0.01, 0.02, 0.03, 0.05, 0.07};
   const double fraction = kFraction[severity - 1];
-  const std::int64_t n = x.size(0);
-  const std::int64_t pixels = x.size(2) * x.size(3);
-  torch::Tensor y = torch::empty_like(x);
-  const double* xp = x.data_ptr<double>();
-  double* yp = y.data_ptr<double>();
-  for_each_image(n, [&](std::int64_t i) {
-    Stream stream(keys.of(i));
-    for (std::int64_t k = i * pixels; k < (i + 1) * pixels; ++k) {
-      const double hit = stream.uniform();
-      const double salt = stream.uniform();
-      yp[k] = hit < fraction ? (salt < 0.5 ? 1.0 : 0.0) : xp[k];
-    }
+  return map_pixels(x, keys, [fraction](double v, Stream& stream) {
+    const double hit = stream.uniform();
+    const double salt = stream.uniform();
+    return hit < fraction ? (salt < 0.5 ? 1.0 : 0.0) : v;
   });
-  return y;
 }
 
 // ---------------------------------------------------------------- blur

@@ -398,24 +398,22 @@ void Store::set_run_pid(std::int64_t run_id, std::int64_t pid) {
   tx.commit();
 }
 
-void Store::set_method_version(std::int64_t run_id, const std::string& version) {
+void Store::set_run_text(std::int64_t run_id, const char* what, const char* sql, const std::string& value) {
   SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement q(*db_, "UPDATE runs SET method_version = ? WHERE id = ?");
-  q.bind(1, version);
+  SQLite::Statement q(*db_, sql);
+  q.bind(1, value);
   q.bind(2, run_id);
   q.exec();
-  require_one_row(*db_, run_id, "set_method_version");
+  require_one_row(*db_, run_id, what);
   tx.commit();
 }
 
+void Store::set_method_version(std::int64_t run_id, const std::string& version) {
+  set_run_text(run_id, "set_method_version", "UPDATE runs SET method_version = ? WHERE id = ?", version);
+}
+
 void Store::heartbeat(std::int64_t run_id) {
-  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement q(*db_, "UPDATE runs SET heartbeat_at = ? WHERE id = ?");
-  q.bind(1, util::now_iso8601());
-  q.bind(2, run_id);
-  q.exec();
-  require_one_row(*db_, run_id, "heartbeat");
-  tx.commit();
+  set_run_text(run_id, "heartbeat", "UPDATE runs SET heartbeat_at = ? WHERE id = ?", util::now_iso8601());
 }
 
 void Store::mark_finished(std::int64_t run_id, RunStatus status, const std::string& error) {
@@ -439,13 +437,8 @@ void Store::mark_finished(std::int64_t run_id, RunStatus status, const std::stri
 }
 
 void Store::reset_run(std::int64_t run_id, const std::string& why) {
-  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement q(*db_, "UPDATE runs SET status = 'pending', error = ?, finished_at = NULL WHERE id = ?");
-  q.bind(1, why);
-  q.bind(2, run_id);
-  q.exec();
-  require_one_row(*db_, run_id, "reset_run");
-  tx.commit();
+  set_run_text(run_id, "reset_run", "UPDATE runs SET status = 'pending', error = ?, finished_at = NULL WHERE id = ?",
+               why);
 }
 
 int Store::recover_stale_runs(std::int64_t sweep_id, const std::string& host, double stale_after_s) {

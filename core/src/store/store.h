@@ -179,6 +179,9 @@ class Store {
 
  private:
   void write_summaries_locked(std::int64_t run_id);  // inside the caller's transaction
+  // One UPDATE of one run (sql binds the text value, then the run id), in its
+  // own transaction; std::runtime_error naming `what` for an unknown run.
+  void set_run_text(std::int64_t run_id, const char* what, const char* sql, const std::string& value);
 
   std::filesystem::path path_;
   std::unique_ptr<SQLite::Database> db_;
