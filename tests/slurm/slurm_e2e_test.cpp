@@ -230,6 +230,46 @@ TEST(SlurmExecutor, ACancelledElementIsRecordedFailedWithTheReasonAndOnlyItIsRes
   EXPECT_EQ(count(box.db(), "SELECT count(*) FROM slurm_tasks"), 4);
 }
 
+TEST(SlurmExecutor, CancelStopsTheWholeArrayAndCollectRecordsEveryTrialAsCancelled) {
+  CliSandbox box;
+  // Two long trials, one at a time: one is running, the other pending, when
+  // the sweep is cancelled.
+  const auto sweep = box.write("s.toml", tiny_sweep("slurm_stop", "[method]\nname = \"ce\"\n", "", "[0, 1]"));
+  const auto r = box.run({"run", sweep.string(), "--executor", "slurm", "--max-parallel", "1", "--set", "task.epochs=150"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const Submission sub = parse_submission(r.out);
+  ASSERT_EQ(sub.submitted, 2) << r.out;
+  const fs::path shards = box.dir() / "results" / "shards" / "slurm_stop";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (!fs::is_directory(shards)) return false;
+        for (const auto& e : fs::directory_iterator(shards)) {
+          try {
+            if (count(e.path(), "SELECT count(*) FROM metrics WHERE key = 'test.acc'") > 0) return true;
+          } catch (const std::exception&) {
+          }
+        }
+        return false;
+      },
+      90))
+      << box.run({"status", "slurm_stop", "--all"}).out;
+  const auto c = box.run({"cancel", "slurm_stop"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find("cancelled job(s) " + std::to_string(sub.array)), std::string::npos) << c.out;
+  EXPECT_EQ(wait_for_job(sub.collect, 120), "COMPLETED") << box.run({"status", "slurm_stop", "--all"}).out;
+  const auto runs = runs_by_label(box.db());
+  ASSERT_EQ(runs.size(), 2u);
+  int never_started = 0;
+  for (const auto& [label, run] : runs) {
+    EXPECT_EQ(run.status, store::RunStatus::kFailed) << label;
+    EXPECT_EQ(run.error.rfind("Slurm: CANCELLED", 0), 0u) << label << ": " << run.error;
+    if (run.error.find("never started") != std::string::npos) ++never_started;
+  }
+  EXPECT_EQ(never_started, 1) << "the pending element never ran";
+  const auto again = box.run({"cancel", "slurm_stop"});
+  EXPECT_NE(again.out.find("nothing queued or running"), std::string::npos) << again.out;
+}
+
 TEST(SlurmExecutor, StagesRunAsTheirOwnArrayFirstAndTrialsStartFromThem) {
   CliSandbox box;
   box.write("source.toml",
