@@ -91,7 +91,10 @@ std::string first_word(const std::string& s) {
 
 std::string join_ids(const std::vector<std::int64_t>& ids) {
   std::string s;
-  for (auto id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  for (auto id : ids) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(id);
+  }
   return s;
 }
 
@@ -106,8 +109,12 @@ std::string render_array_script(const ArrayJob& job, const SlurmOptions& o) {
     << "# " << job.shard_dir.string() << "; `reglab collect` merges the shards.\n"
     << "# Resubmitting this file is safe: an element whose trial is complete exits at once.\n";
   s << directive("--job-name", job.name);
-  s << directive("--array", "0-" + std::to_string(job.size - 1) +
-                                (o.max_parallel > 0 ? "%" + std::to_string(o.max_parallel) : ""));
+  std::string indices = "0-" + std::to_string(job.size - 1);
+  if (o.max_parallel > 0) {
+    indices += '%';
+    indices += std::to_string(o.max_parallel);
+  }
+  s << directive("--array", indices);
   s << directive("--cpus-per-task", std::to_string(std::max(1, o.cpus_per_trial)));
   if (o.gpus_per_trial > 0) s << directive("--gres", "gpu:" + std::to_string(o.gpus_per_trial));
   s << directive("--output", (job.log_dir / "%A_%a.out").string());
