@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "metrics/metrics.h"
 #include "models/models.h"
+#include "paradigms/checkpoint.h"
 #include "paradigms/optim.h"
 #include "plugins/loader.h"
 #include "plugins/method_handle.h"
@@ -76,25 +77,6 @@ double masked_accuracy(const torch::Tensor& logits, const torch::Tensor& labels,
   return metrics::accuracy(logits.index({mask}), labels.index({mask}));
 }
 
-void save_checkpoint(const fs::path& file, torch::nn::Sequential& model, torch::optim::Optimizer& opt,
-                     const StateDict& method_state, std::int64_t next_epoch, std::int64_t step) {
-  torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_archive, optim_archive, method_archive;
-  model->save(model_archive);
-  opt.save(optim_archive);
-  for (const auto& [k, v] : method_state) method_archive.write(k, v);
-  archive.write("model", model_archive);
-  archive.write("optimizer", optim_archive);
-  archive.write("method", method_archive);
-  archive.write("next_epoch", torch::tensor(next_epoch));
-  archive.write("step", torch::tensor(step));
-  // Write then rename, so a crash mid-write never leaves a torn checkpoint.
-  fs::path tmp = file;
-  tmp += ".tmp";
-  archive.save_to(tmp.string());
-  fs::rename(tmp, file);
-}
-
 }  // namespace
 
 void run_classify(runner::TrialEnv& env) {
@@ -124,11 +106,7 @@ void run_classify(runner::TrialEnv& env) {
   // before any method re-parameterises the model; its own checkpoint, when it
   // resumes, replaces them below.
   auto load_init = [&] {
-    if (env.init_checkpoint.empty()) return;
-    torch::serialize::InputArchive archive, model_archive;
-    archive.load_from(env.init_checkpoint.string());
-    archive.read("model", model_archive);
-    model->load(model_archive);
+    if (!env.init_checkpoint.empty()) load_model_weights(env.init_checkpoint, *model);
   };
   load_init();
   model->to(device);
@@ -163,25 +141,10 @@ void run_classify(runner::TrialEnv& env) {
   const fs::path ckpt = env.run_dir / "checkpoint.pt";
   if (fs::exists(ckpt)) {
     try {
-      torch::serialize::InputArchive archive, model_archive, optim_archive, method_archive;
-      archive.load_from(ckpt.string());
-      archive.read("model", model_archive);
-      archive.read("optimizer", optim_archive);
-      archive.read("method", method_archive);
-      model->load(model_archive);
-      optimizer->load(optim_archive);
-      StateDict state;
-      for (const std::string& k : method_archive.keys()) {
-        torch::Tensor t;
-        method_archive.read(k, t);
-        state[k] = t;
-      }
-      method.load_state_dict(state);
-      torch::Tensor e, s;
-      archive.read("next_epoch", e);
-      archive.read("step", s);
-      start_epoch = e.item<std::int64_t>();
-      step = s.item<std::int64_t>();
+      const RestoredCheckpoint restored = load_checkpoint(ckpt, *model, *optimizer);
+      method.load_state_dict(restored.method_state);
+      start_epoch = restored.position.next_epoch;
+      step = restored.position.step;
       env.log.info("resumed from " + ckpt.string() + " at epoch " + std::to_string(start_epoch + 1));
     } catch (const std::exception& ex) {
       env.log.warn("ignoring unreadable checkpoint " + ckpt.string() + ": " + ex.what());
@@ -274,7 +237,7 @@ void run_classify(runner::TrialEnv& env) {
     m.flush();
 
     if (checkpoint_every > 0 && (e1 % checkpoint_every == 0 || e1 == epochs)) {
-      save_checkpoint(ckpt, model, *optimizer, method.state_dict(), e1, step);
+      save_checkpoint(ckpt, *model, *optimizer, method.state_dict(), {e1, step});
       env.artifact("checkpoint", ckpt);
     }
     env.heartbeat();

@@ -15,6 +15,7 @@
 #include "metrics/auc.h"
 #include "metrics/metrics.h"
 #include "models/mil_models.h"
+#include "paradigms/checkpoint.h"
 #include "paradigms/classify.h"
 #include "paradigms/optim.h"
 #include "plugins/loader.h"
@@ -108,24 +109,6 @@ Evaluation evaluate(models::AttentionMil& model, const data::BagSet& bags, std::
   return e;
 }
 
-void save_checkpoint(const fs::path& file, models::AttentionMil& model, torch::optim::Optimizer& opt,
-                     const StateDict& method_state, std::int64_t next_epoch, std::int64_t step) {
-  torch::serialize::OutputArchive archive, model_archive, optim_archive, method_archive;
-  model->save(model_archive);
-  opt.save(optim_archive);
-  for (const auto& [k, v] : method_state) method_archive.write(k, v);
-  archive.write("model", model_archive);
-  archive.write("optimizer", optim_archive);
-  archive.write("method", method_archive);
-  archive.write("next_epoch", torch::tensor(next_epoch));
-  archive.write("step", torch::tensor(step));
-  // Write then rename, so a crash mid-write never leaves a torn checkpoint.
-  fs::path tmp = file;
-  tmp += ".tmp";
-  archive.save_to(tmp.string());
-  fs::rename(tmp, file);
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -204,25 +187,10 @@ void run_mil(runner::TrialEnv& env) {
   const fs::path ckpt = env.run_dir / "checkpoint.pt";
   if (fs::exists(ckpt)) {
     try {
-      torch::serialize::InputArchive archive, model_archive, optim_archive, method_archive;
-      archive.load_from(ckpt.string());
-      archive.read("model", model_archive);
-      archive.read("optimizer", optim_archive);
-      archive.read("method", method_archive);
-      model->load(model_archive);
-      optimizer->load(optim_archive);
-      StateDict state;
-      for (const std::string& k : method_archive.keys()) {
-        torch::Tensor t;
-        method_archive.read(k, t);
-        state[k] = t;
-      }
-      method.load_state_dict(state);
-      torch::Tensor e, s;
-      archive.read("next_epoch", e);
-      archive.read("step", s);
-      start_epoch = e.item<std::int64_t>();
-      step = s.item<std::int64_t>();
+      const RestoredCheckpoint restored = load_checkpoint(ckpt, *model, *optimizer);
+      method.load_state_dict(restored.method_state);
+      start_epoch = restored.position.next_epoch;
+      step = restored.position.step;
       env.log.info("resumed from " + ckpt.string() + " at epoch " + std::to_string(start_epoch + 1));
     } catch (const std::exception& ex) {
       env.log.warn("ignoring unreadable checkpoint " + ckpt.string() + ": " + ex.what());
@@ -311,7 +279,7 @@ void run_mil(runner::TrialEnv& env) {
     m.flush();
 
     if (checkpoint_every > 0 && (e1 % checkpoint_every == 0 || e1 == epochs)) {
-      save_checkpoint(ckpt, model, *optimizer, method.state_dict(), e1, step);
+      save_checkpoint(ckpt, *model, *optimizer, method.state_dict(), {e1, step});
       env.artifact("checkpoint", ckpt);
     }
     env.heartbeat();

@@ -2,6 +2,7 @@
 #include "store/schema.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
 #include <stdexcept>
 #include <string>
@@ -174,6 +175,8 @@ void migrate(SQLite::Database& db, const std::vector<Migration>& steps,
   auto version = [&] {
     try {
       return read_schema_version(db);
+    } catch (const SQLite::Exception&) {
+      throw;  // the store retries a busy open; other errors it names itself
     } catch (const std::runtime_error& e) {
       throw std::runtime_error("results database " + path.string() + ": " + e.what());
     }
@@ -190,6 +193,12 @@ void migrate(SQLite::Database& db, const std::vector<Migration>& steps,
       if (!has_table(db, "meta")) db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
       write_version(db, step.version);
       tx.commit();
+    } catch (const SQLite::Exception& e) {
+      const int code = e.getErrorCode() & 0xff;
+      if (code == SQLITE_BUSY || code == SQLITE_LOCKED) throw;  // retried by the store
+      throw std::runtime_error("results database " + path.string() + ": migration to schema version " +
+                               std::to_string(step.version) + " (" + step.description +
+                               ") failed: " + e.what());
     } catch (const std::exception& e) {
       throw std::runtime_error("results database " + path.string() + ": migration to schema version " +
                                std::to_string(step.version) + " (" + step.description +

@@ -10,6 +10,8 @@
 #include <sqlite3.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cmath>
 #include <csignal>
 #include <limits>
@@ -127,29 +129,49 @@ RunStatus run_status_from_string(const std::string& s) {
 Store::Store(const std::filesystem::path& path, Journal journal) : path_(path) {
   try {
     if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
-    db_ = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
-                                             kBusyTimeoutMs);
-    // WAL: readers never block the writer and vice versa. synchronous=NORMAL
-    // is the documented safe pairing with WAL (no corruption; a power cut may
-    // lose the last commits) and keeps commits free of fsync.
-    if (journal == Journal::kWal) {
-      db_->exec("PRAGMA journal_mode = WAL");
-      db_->exec("PRAGMA synchronous = NORMAL");
-    } else {
-      db_->exec("PRAGMA journal_mode = DELETE");
-      db_->exec("PRAGMA synchronous = FULL");
-    }
-    db_->exec("PRAGMA foreign_keys = ON");
-    // 32 MiB of page cache (grown only as used) keeps a large metric batch's
-    // B-tree pages in memory.
-    db_->exec("PRAGMA cache_size = -32768");
-    migrate(*db_, migrations(), path_);
-  } catch (const SQLite::Exception& e) {
-    throw std::runtime_error("cannot open results database " + path_.string() + ": " + e.what());
   } catch (const std::filesystem::filesystem_error& e) {
     throw std::runtime_error("cannot create the folder of results database " + path_.string() + ": " +
                              e.what());
   }
+  // Processes that open a new file together race to switch its journal mode
+  // and create the schema; SQLite reports some of those collisions as
+  // SQLITE_BUSY without waiting on the busy handler. Every step below is
+  // idempotent (the schema steps are transactions), so the whole open is
+  // retried until the busy timeout has passed.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int attempt = 1;; ++attempt) {
+    try {
+      open_connection(journal);
+      return;
+    } catch (const SQLite::Exception& e) {
+      const int code = e.getErrorCode() & 0xff;
+      db_.reset();
+      if ((code == SQLITE_BUSY || code == SQLITE_LOCKED) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 20) * 5));
+        continue;
+      }
+      throw std::runtime_error("cannot open results database " + path_.string() + ": " + e.what());
+    }
+  }
+}
+
+void Store::open_connection(Journal journal) {
+  db_ = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, kBusyTimeoutMs);
+  // WAL: readers never block the writer and vice versa. synchronous=NORMAL
+  // is the documented safe pairing with WAL (no corruption; a power cut may
+  // lose the last commits) and keeps commits free of fsync.
+  if (journal == Journal::kWal) {
+    db_->exec("PRAGMA journal_mode = WAL");
+    db_->exec("PRAGMA synchronous = NORMAL");
+  } else {
+    db_->exec("PRAGMA journal_mode = DELETE");
+    db_->exec("PRAGMA synchronous = FULL");
+  }
+  db_->exec("PRAGMA foreign_keys = ON");
+  // 32 MiB of page cache (grown only as used) keeps a large metric batch's
+  // B-tree pages in memory.
+  db_->exec("PRAGMA cache_size = -32768");
+  migrate(*db_, migrations(), path_);
 }
 
 Store::~Store() = default;

@@ -178,6 +178,7 @@ class Store {
   SQLite::Database& db() { return *db_; }
 
  private:
+  void open_connection(Journal journal);  // one attempt at opening, setting up and migrating
   void write_summaries_locked(std::int64_t run_id);  // inside the caller's transaction
   // One UPDATE of one run (sql binds the text value, then the run id), in its
   // own transaction; std::runtime_error naming `what` for an unknown run.
