@@ -17,6 +17,7 @@ void add_run(CLI::App& app, GlobalOptions& g, int& exit_code);
 void add_query(CLI::App& app, GlobalOptions& g, int& exit_code);  // ls, show, compare
 void add_plot(CLI::App& app, GlobalOptions& g, int& exit_code);
 void add_report(CLI::App& app, GlobalOptions& g, int& exit_code);
+void add_serve(CLI::App& app, GlobalOptions& g, int& exit_code);
 void add_methods(CLI::App& app, int& exit_code);
 void add_probe(CLI::App& app, int& exit_code);
 void add_trial(CLI::App& app, int& exit_code);  // hidden: the worker process

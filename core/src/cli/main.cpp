@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
       "  reglab show RUN [--log]                         one run: config, status, summaries, log\n"
       "  reglab plot SWEEP -o curves.png                 learning curves per group: mean over seeds ± band\n"
       "  reglab report SWEEP -o report.html              one self-contained HTML report of a sweep\n"
+      "  reglab serve [--port 8080]                      a live dashboard in the browser (read-only)\n"
       "  reglab methods [NAME]                           installed method plugins and their parameters\n"
       "  reglab probe request.json                       evaluate a method's hooks on given tensors\n"
       "  reglab run SWEEP --executor slurm               submit a sweep to Slurm as one job array\n"
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   reglab::cli::add_query(app, global, exit_code);
   reglab::cli::add_plot(app, global, exit_code);
   reglab::cli::add_report(app, global, exit_code);
+  reglab::cli::add_serve(app, global, exit_code);
   reglab::cli::add_methods(app, exit_code);
   reglab::cli::add_probe(app, exit_code);
   reglab::cli::add_trial(app, exit_code);
