@@ -32,9 +32,12 @@ struct Fixture {
   std::vector<std::int64_t> runs;
 
   explicit Fixture(int n) {
-    for (int i = 0; i < n; ++i)
-      runs.push_back(main.ensure_run(sweep_id, "k" + std::to_string(i), "seed=" + std::to_string(i),
-                                     R"({"seed":)" + std::to_string(i) + "}", "ce"));
+    // Built by appending: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string.
+    for (int i = 0; i < n; ++i) {
+      const std::string s = std::to_string(i);
+      runs.push_back(main.ensure_run(sweep_id, std::string("k").append(s), std::string("seed=").append(s),
+                                     std::string(R"({"seed":)").append(s).append("}"), "ce"));
+    }
   }
 
   // Writes the shard of run k<i> as an element would: `epochs` test.acc

@@ -28,6 +28,7 @@
 #include "data/corruptions.h"
 #include "data/dataset.h"
 #include "util/util.h"
+#include "store/temp_db.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -85,24 +86,7 @@ std::string error_of(const std::function<void()>& fn) {
   return "(no std::invalid_argument thrown)";
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "reglab-corrupt-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using reglab::testing_support::TempDir;
 
 // ------------------------------------------------------------------ contract
 

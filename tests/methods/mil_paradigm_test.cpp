@@ -15,6 +15,7 @@
 #include "reglab/method.h"
 #include "runner/trial_env.h"
 #include "store/store.h"
+#include "store/temp_db.h"
 
 namespace reglab::testing {
 namespace {
@@ -28,22 +29,7 @@ class Lines final : public Logger {
   std::vector<std::string> lines;
 };
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "reglab-mil-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing_support::TempDir;
 
 // Four well-separated classes of 8-d vectors (means 5 apart); a bag is positive when it holds
 // a class-3 instance.

@@ -1,7 +1,8 @@
 // serve_api.cpp — how fast the dashboard answers on a big store.
 //
 // Builds (once, then reuses) a store with one sweep of --runs runs (default
-// 10,000: 5 methods × 4 learning rates × 500 seeds, all completed) and
+// 10,000: 5 methods × 4 learning rates × 5 noise rates × 100 seeds, all
+// completed, so one configuration's seeds are 100 runs) and
 // --points metric points in all (default 10,000,000: test.acc and train.loss
 // at --points / runs / 2 steps each), starts the real `reglab serve` on it
 // as a child process, and times the requests the pages make, over HTTP from
@@ -40,6 +41,7 @@ namespace {
 
 const char* kMethods[] = {"ce", "label_smoothing", "confidence_penalty", "elr", "ps_kd"};
 const char* kLrs[] = {"0.1", "0.03", "0.01", "0.003"};
+const char* kNoise[] = {"0.0", "0.1", "0.2", "0.3", "0.4"};
 
 void build_store(const fs::path& db, int runs, std::int64_t points) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -49,10 +51,12 @@ void build_store(const fs::path& db, int runs, std::int64_t points) {
   for (int i = 0; i < runs; ++i) {
     const char* m = kMethods[i % 5];
     const char* lr = kLrs[(i / 5) % 4];
-    const int seed = i / 20;
-    news.push_back({"run" + std::to_string(i), std::string(m) + " lr " + lr + " seed " + std::to_string(seed),
-                    std::string(R"({"method":{"name":")") + m + R"("},"optim":{"lr":)" + lr + R"(},"seed":)" +
-                        std::to_string(seed) + "}",
+    const char* noise = kNoise[(i / 20) % 5];
+    const int seed = i / 100;
+    news.push_back({"run" + std::to_string(i),
+                    std::string(m) + " lr " + lr + " noise " + noise + " seed " + std::to_string(seed),
+                    std::string(R"({"data":{"noise":)") + noise + R"(},"method":{"name":")" + m +
+                        R"("},"optim":{"lr":)" + lr + R"(},"seed":)" + std::to_string(seed) + "}",
                     m});
   }
   const std::vector<std::int64_t> ids = s.ensure_runs(sweep, news);
@@ -188,7 +192,7 @@ int main(int argc, char** argv) {
         {"list runs: first page, metric column", "/api/runs?sweep=big&metric=test.acc&columns=method.name&columns=optim.lr",
          200},
         {"list runs: last page", "/api/runs?sweep=big&metric=test.acc&offset=9900&columns=method.name", 200},
-        {"filter: method + lr (500 of 10k)",
+        {"filter: method + lr (500 of 10k runs)",
          "/api/runs?sweep=big&metric=test.acc&where=method.name%3Delr&where=optim.lr%3D0.01&columns=method.name", 200},
         {"filter + sort by metric desc",
          "/api/runs?sweep=big&metric=test.acc&where=method.name%3Delr&sort=metric&order=desc", 200},
@@ -197,9 +201,12 @@ int main(int argc, char** argv) {
         {"text search (label)", "/api/runs?sweep=big&q=ps_kd%20lr%200.003", 200},
         {"curve: 1 metric over 100 runs (series)", "/api/series?key=test.acc&ids=" + hundred, 500},
         {"curve: 1 metric over 100 runs, thinned to 200", "/api/series?key=test.acc&max_points=200&ids=" + hundred, 500},
-        {"group curves: 100 runs (method=elr, lr=0.01, seeds<100)",
-         "/api/curves?sweep=big&metric=test.acc&by=method.name&where=optim.lr%3D0.01&where=method.name%3Delr", 500},
-        {"group curves: all 10k runs by method", "/api/curves?sweep=big&metric=test.acc&by=method.name", 0},
+        {"group curves: one group of 100 runs (100 seeds)",
+         "/api/curves?sweep=big&metric=test.acc&by=method.name&where=optim.lr%3D0.01&where=method.name%3Delr&"
+         "where=data.noise%3D0.2",
+         500},
+        {"group curves: 5 groups of 100 runs (by method)",
+         "/api/curves?sweep=big&metric=test.acc&by=method.name&where=optim.lr%3D0.01&where=data.noise%3D0.2", 0},
         {"compare: all 10k runs by method and lr",
          "/api/compare?sweep=big&metric=test.acc&by=method.name&by=optim.lr", 0},
         {"state poll", "/api/state?sweep=big", 0},

@@ -107,10 +107,11 @@ SubmitResult submit_sweep(const sweep::Sweep& sw, const SubmitOptions& opt, Slur
   std::vector<std::int64_t> wait_for;  // stage arrays the trial array depends on
   std::int64_t stages_sweep_id = 0;
   if (!sw.stages.empty()) {
+    std::set<std::string> submitted;
+    for (const auto& e : entries) submitted.insert(e.key);
     std::set<std::string> needed;
-    for (std::size_t i = 0; i < sw.trials.size(); ++i)
-      for (const auto& e : entries)
-        if (e.key == sw.trials[i].key && !sw.trials[i].stage.empty()) needed.insert(sw.trials[i].stage);
+    for (const auto& t : sw.trials)
+      if (!t.stage.empty() && submitted.count(t.key)) needed.insert(t.stage);
     stages_sweep_id = main.upsert_sweep(sweep::kStagesSweep, "stages: configurations that trials start from (init.from)", "");
     const SlurmView stage_view = view_of_sweep(main, stages_sweep_id, slurm);
     collect_sweep(main, sweep::kStagesSweep, results, stage_view);

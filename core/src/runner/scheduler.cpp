@@ -243,10 +243,15 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
       }
     }
     std::deque<Pending> ready;
+    // One check per stage: it hashes the stage's checkpoint, and many trials
+    // share a stage.
+    std::map<std::string, stages::StageCheck> checked;
     for (const auto& q : queue) {
       const std::string& stage = stage_of[q.key];
       if (!stage.empty()) {
-        const stages::StageCheck check = stages::check_stage(*store, stage, results);
+        auto it = checked.find(stage);
+        if (it == checked.end()) it = checked.emplace(stage, stages::check_stage(*store, stage, results)).first;
+        const stages::StageCheck& check = it->second;
         if (!check.usable()) {
           store->mark_finished(q.run_id, store::RunStatus::kFailed,
                                "init.from: " + check.problem +
