@@ -20,6 +20,16 @@
 // model's checkpoint. Defaults do nothing, so a stateless method overrides
 // training_loss only.
 //
+// The tta paradigm (test-time adaptation) uses its own two hooks instead of
+// the training ones; see tta_setup and tta_step below:
+//
+//   setup(ctx)                                    once per trial
+//   for each segment of the stream that starts from the source model
+//   (each corruption of the standard protocol; once for continual/gradual):
+//     (the paradigm restores the source weights in place)
+//     tta_setup(model, tctx)                      choose what adapts, modes, optimizer
+//     for each test batch: result = tta_step(inputs, step)
+//
 // Model transformations (re-parameterisations such as weight norm, spectral
 // norm or the weight compander) use transform_model and before_forward; see
 // their comments below. The probe has no model and never calls them.
@@ -34,6 +44,8 @@
 #include <torch/version.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -136,6 +148,34 @@ struct ModelContext {
   double weight_decay;    // the configured weight decay (optim.weight_decay)
 };
 
+// The model a tta method adapts. The paradigm owns it and keeps it alive
+// (and at the same address) for the rest of the trial; the method may keep
+// a pointer to this struct.
+struct TtaModel {
+  torch::nn::Module& module;  // the model being adapted, on MethodContext::device
+  // Logits [B, K] of `module` or of any copy made with clone(), in the
+  // copy's current train/eval mode and under the caller's grad mode.
+  std::function<torch::Tensor(torch::nn::Module&, const torch::Tensor&)> forward;
+  // A deep copy of `module` (parameters, buffers, train/eval mode); CoTTA's
+  // teacher and anchor, the open-set filter's frozen source model.
+  std::function<std::shared_ptr<torch::nn::Module>()> clone;
+};
+
+// Given to tta_setup each time the stream (re)starts from the source model.
+struct TtaContext {
+  // Clean test samples that never appear in the stream (for estimates a
+  // method makes before adapting, such as EATA's Fisher); [M, ...], M may be 0.
+  torch::Tensor held_out_inputs;
+  std::int64_t batch_size;  // of the stream, and the batch size to use on held_out_inputs
+  std::uint64_t seed;       // for the method's own draws (augmentations, restore masks)
+};
+
+// What tta_step returns for one test batch.
+struct TtaStepResult {
+  torch::Tensor logits;       // [B, K]: the predictions the method's code returns for this batch
+  std::int64_t num_used = 0;  // samples whose loss drove an update; 0 when no step was taken
+};
+
 class Method {
  public:
   virtual ~Method() = default;
@@ -185,6 +225,24 @@ class Method {
   // `training` is the model's mode. Recompute here whatever the forward uses
   // that derives from trained parameters; grad mode is off during evaluation.
   virtual void before_forward(bool /*training*/) {}
+
+  // tta: called with the model at its source weights. Puts the model in the
+  // mode the method's code uses (train mode with batch statistics for Tent,
+  // eval for `source`), sets requires_grad on exactly the parameters it
+  // adapts, and builds its own optimizer and copies. Called again, with the
+  // source weights restored in place, whenever the protocol resets; the
+  // method then forgets everything it learned (optimizer moments, moving
+  // averages).
+  virtual void tta_setup(TtaModel& /*model*/, const TtaContext& /*ctx*/) {
+    throw std::logic_error("tta_setup is not implemented by this method");
+  }
+
+  // tta: one test batch (no labels). Returns the predictions and how many
+  // samples were used; the paradigm scores the predictions as they are
+  // returned (before or after the update, as the method's code does).
+  virtual TtaStepResult tta_step(const torch::Tensor& /*inputs*/, const StepContext& /*step*/) {
+    throw std::logic_error("tta_step is not implemented by this method");
+  }
 
   virtual StateDict state_dict() const { return {}; }
   virtual void load_state_dict(const StateDict& /*state*/) {}

@@ -7,7 +7,7 @@
 
 namespace reglab {
 
-inline constexpr unsigned kApiVersion = 2;  // 2: Method::transform_model, before_forward
+inline constexpr unsigned kApiVersion = 3;  // 2: Method::transform_model, before_forward; 3: tta_setup, tta_step
 inline constexpr const char* kVersion = "0.1.0";
 
 }  // namespace reglab

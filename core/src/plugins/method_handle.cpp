@@ -95,6 +95,26 @@ void MethodHandle::before_forward(bool training) {
   call("before_forward", [&] { method_->before_forward(training); });
 }
 
+void MethodHandle::tta_setup(TtaModel& model, const TtaContext& ctx) {
+  call("tta_setup", [&] { method_->tta_setup(model, ctx); });
+}
+
+TtaStepResult MethodHandle::tta_step(const torch::Tensor& inputs, const StepContext& step) {
+  return call("tta_step", [&] {
+    TtaStepResult result = method_->tta_step(inputs, step);
+    const std::int64_t batch = inputs.size(0);
+    if (!result.logits.defined() || result.logits.dim() != 2 || result.logits.size(0) != batch) {
+      throw std::runtime_error("returned logits must be [" + std::to_string(batch) + ", K] for a batch of " +
+                               std::to_string(batch));
+    }
+    if (result.num_used < 0 || result.num_used > batch) {
+      throw std::runtime_error("num_used " + std::to_string(result.num_used) + " is outside [0, " +
+                               std::to_string(batch) + "]");
+    }
+    return result;
+  });
+}
+
 namespace {
 
 ParamValue to_param_value(const ParamSpec& spec, const config::Json& v) {

@@ -35,6 +35,9 @@ class MethodHandle {
   // requires grad, in one group only; every weight_decay finite and >= 0.
   std::vector<ParamGroup> transform_model(torch::nn::Module& model, const ModelContext& ctx);
   void before_forward(bool training);
+  void tta_setup(TtaModel& model, const TtaContext& ctx);
+  // Also checks the result: logits [B, K] for the B inputs, 0 <= num_used <= B.
+  TtaStepResult tta_step(const torch::Tensor& inputs, const StepContext& step);
 
  private:
   template <class F>
