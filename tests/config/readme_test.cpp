@@ -50,7 +50,10 @@ std::string expected_row(const ParamSpec& spec) {
     for (const std::string& c : util::split(spec.choices, '|')) quoted.push_back("`" + c + "`");
     allowed = util::join(quoted, ", ");
   }
-  const std::string def = *spec.default_value ? "`" + std::string(spec.default_value) + "`" : "(required)";
+  // No default: required (method.name) or unset unless given (data.classes).
+  const std::string def = *spec.default_value                     ? "`" + std::string(spec.default_value) + "`"
+                          : std::string(spec.name) == "method.name" ? "(required)"
+                                                                    : "(unset)";
   return "| `" + std::string(spec.name) + "` | " + kTypes[static_cast<int>(spec.type)] + " | " + def + " | " +
          allowed + " | " + spec.doc + " |";
 }

@@ -38,11 +38,13 @@ TEST(CoreSchema, HasExactlyTheAgreedKeys) {
       "data.dataset", "data.root", "data.limit", "data.test_limit", "data.val_fraction", "data.normalize",
       "data.noise.kind", "data.noise.rate", "data.noise.class_map", "data.synthetic.samples",
       "data.synthetic.test_samples", "data.synthetic.features", "data.synthetic.classes",
-      "data.synthetic.separation",
+      "data.synthetic.separation", "data.classes",
       "data.bags.targets", "data.bags.size_mean", "data.bags.size_std", "data.bags.min_size", "data.bags.train",
       "data.bags.test",
       "model.arch", "model.hidden", "model.channels", "model.dropout",
       "model.mil.attention", "model.mil.heads", "model.mil.attention_hidden",
+      "tta.protocol", "tta.corruptions", "tta.severity", "tta.batch_size", "tta.held_out", "tta.unknown_ratio",
+      "tta.corruption_seed",
       "optim.name", "optim.lr", "optim.momentum", "optim.nesterov", "optim.weight_decay", "optim.betas",
       "optim.eps", "optim.schedule", "optim.milestones", "optim.gamma", "optim.t0", "optim.t_mult",
       "optim.eta_min",
@@ -59,7 +61,8 @@ TEST(CoreSchema, EveryDefaultFitsItsOwnSpecAndOnlyMethodNameIsRequired) {
   for (const ParamSpec& spec : core_schema()) {
     Json value;
     ASSERT_NO_THROW(value = parse_default(spec)) << spec.name;
-    if (std::string(spec.name) == "method.name") {
+    // method.name is required; data.classes, unset, means every class.
+    if (std::string(spec.name) == "method.name" || std::string(spec.name) == "data.classes") {
       EXPECT_TRUE(value.is_null());
     } else {
       EXPECT_FALSE(value.is_null()) << spec.name;
@@ -132,6 +135,10 @@ TEST(ValidateTrial, FillsEveryDefault) {
     // Keys of other paradigms (data.bags.* for mil) stay out of a classify trial.
     if (key_paradigms(spec.name) != 0 && !(key_paradigms(spec.name) & kClassify)) {
       EXPECT_EQ(get_path(resolved, spec.name), nullptr) << spec.name;
+      continue;
+    }
+    if (std::string(spec.name) == "data.classes") {  // no default: absent unless given
+      EXPECT_EQ(get_path(resolved, spec.name), nullptr);
       continue;
     }
     ++every_paradigm;

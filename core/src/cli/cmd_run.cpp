@@ -1,6 +1,7 @@
 // `reglab run`: validate, expand and run a sweep, then print its comparison.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <set>
@@ -25,7 +26,7 @@ struct RunArgs {
   bool dry_run = false;
   bool retry_failed = false;
   double trial_timeout = 0;
-  std::string metric = "test.acc";
+  std::string metric;  // empty: test.acc, or tta.err for a sweep of tta trials
   bool no_compare = false;
   std::string progress = "auto";
   std::string executor = "local";
@@ -123,6 +124,14 @@ int run_command(const RunArgs& a, const GlobalOptions& g) {
     query::CompareOptions co;
     co.sweep = sw.name;
     co.metric = a.metric;
+    if (co.metric.empty()) {
+      // A tta sweep has no test.acc: its headline is the online error.
+      const bool all_tta = !sw.trials.empty() && std::all_of(sw.trials.begin(), sw.trials.end(), [](const auto& t) {
+        const config::Json* p = config::get_path(t.config, "task.paradigm");
+        return p != nullptr && *p == "tta";
+      });
+      co.metric = all_tta ? "tta.err" : "test.acc";
+    }
     co.by = varying_keys(sw);
     try {
       std::cout << "\n" << query::format(query::compare(store, co), "table") << std::flush;
@@ -160,7 +169,8 @@ void add_run(CLI::App& app, GlobalOptions& g, int& exit_code) {
   cmd->add_flag("--retry-failed", args->retry_failed, "run failed trials again");
   cmd->add_option("--trial-timeout", args->trial_timeout, "seconds before a trial is killed and marked failed (0 = none)")
       ->capture_default_str();
-  cmd->add_option("--metric", args->metric, "metric of the closing comparison table")->capture_default_str();
+  cmd->add_option("--metric", args->metric,
+                  "metric of the closing comparison table (default: test.acc; tta.err when every trial is tta)");
   cmd->add_flag("--no-compare", args->no_compare, "do not print the comparison table at the end");
   cmd->add_option("--progress", args->progress, "auto (live on a terminal), live, or plain")
       ->check(CLI::IsMember({"auto", "live", "plain"}))->capture_default_str();

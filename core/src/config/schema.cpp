@@ -50,7 +50,7 @@ std::vector<ParamSpec> build_core_schema() {
            "produced once and reused (see [init] in experiments/README.md)"),
       spec("init.stage", T::kString, "\"\"", "set by reglab: the key of the resolved init.from stage"),
 
-      spec("task.paradigm", T::kString, "\"classify\"", "training loop the trial runs", any(), "classify|mil"),
+      spec("task.paradigm", T::kString, "\"classify\"", "training loop the trial runs", any(), "classify|mil|tta"),
       spec("task.epochs", T::kInt, "10", "number of training epochs", between(1, 100000)),
       spec("task.batch_size", T::kInt, "128", "training mini-batch size", between(1, 1e6)),
       spec("task.eval_batch_size", T::kInt, "1000", "batch size for validation and test passes", between(1, 1e6)),
@@ -78,6 +78,9 @@ std::vector<ParamSpec> build_core_schema() {
       spec("data.noise.rate", T::kFloat, "0.0", "fraction of training labels that are corrupted", between(0, 1)),
       spec("data.noise.class_map", T::kIntList, "[]",
            "asymmetric noise: class i flips to class_map[i] ([] = the dataset's usual map)", at_least(0)),
+      spec("data.classes", T::kIntList, "",
+           "classify, tta: keep only these classes, relabelled 0..k-1 in the listed order (unset = all)",
+           at_least(0)),
       spec("data.synthetic.samples", T::kInt, "2000", "synthetic data: number of training samples", at_least(1)),
       spec("data.synthetic.test_samples", T::kInt, "500", "synthetic data: number of test samples", at_least(1)),
       spec("data.synthetic.features", T::kInt, "20", "synthetic data: input dimension", at_least(1)),
@@ -93,6 +96,25 @@ std::vector<ParamSpec> build_core_schema() {
            "mil: smallest bag; smaller draws are raised to it (0, an empty bag, is refused)", at_least(1)),
       spec("data.bags.train", T::kInt, "200", "mil: number of training bags", between(1, 1e7)),
       spec("data.bags.test", T::kInt, "50", "mil: number of test bags", between(1, 1e7)),
+
+      spec("tta.protocol", T::kString, "\"standard\"",
+           "tta: how the corruptions follow each other (see the tta section of experiments/README.md)", any(),
+           "standard|continual|gradual"),
+      spec("tta.corruptions", T::kStringList, "[]",
+           "tta: the corruptions of the stream, in order ([] = all ten, in the protocol's order)", any(),
+           "gaussian_noise|shot_noise|impulse_noise|defocus_blur|motion_blur|contrast|brightness|pixelate|"
+           "elastic_transform|fog"),
+      spec("tta.severity", T::kInt, "5", "tta: corruption severity of the standard and continual protocols",
+           between(1, 5)),
+      spec("tta.batch_size", T::kInt, "200", "tta: test samples per adaptation step", between(1, 1e6)),
+      spec("tta.held_out", T::kInt, "2000",
+           "tta: clean test samples set aside for the method (never in the stream)", at_least(0)),
+      spec("tta.unknown_ratio", T::kFloat, "0.0",
+           "tta: fraction of the stream drawn from the classes left out by data.classes (open set)",
+           between(0, 0.9)),
+      spec("tta.corruption_seed", T::kInt, "0",
+           "tta: seed of the corruption draws (fixed, so every trial sees the same corrupted test set)",
+           at_least(0)),
 
       spec("model.arch", T::kString, "\"mlp\"", "network architecture", any(), "mlp|cnn"),
       spec("model.hidden", T::kIntList, "[256]", "mlp: hidden layer widths; cnn: widths of the dense head",
@@ -142,6 +164,10 @@ constexpr ScopedKey kScopedKeys[] = {
     {"data.bags.size_mean", kMil},    {"data.bags.size_std", kMil},     {"data.bags.min_size", kMil},
     {"data.bags.train", kMil},        {"data.bags.test", kMil},         {"model.mil.attention", kMil},
     {"model.mil.heads", kMil},        {"model.mil.attention_hidden", kMil},
+    {"data.classes", kClassify | kTta},
+    {"tta.protocol", kTta},           {"tta.corruptions", kTta},        {"tta.severity", kTta},
+    {"tta.batch_size", kTta},         {"tta.held_out", kTta},           {"tta.unknown_ratio", kTta},
+    {"tta.corruption_seed", kTta},
 };
 
 const char* type_phrase(ParamType type) {

@@ -203,6 +203,76 @@ class Validator {
       add("optim.betas", "expected exactly 2 values (beta1, beta2), got " + std::to_string(betas->size()));
     }
     if (paradigm_bit_ == kMil) check_mil(trial);
+    if (paradigm_bit_ == kClassify || paradigm_bit_ == kTta) check_classes(trial);
+    if (paradigm_bit_ == kTta) check_tta(trial);
+  }
+
+  // The number of classes of the configured dataset, 0 when not known here.
+  static std::int64_t dataset_classes(const Json& trial) {
+    const Json dataset = value_or_default(trial, "data.dataset");
+    if (dataset == "fashion-mnist") return 10;
+    const Json k = value_or_default(trial, "data.synthetic.classes");
+    return dataset == "synthetic" && k.is_number_integer() ? k.get<std::int64_t>() : 0;
+  }
+
+  void check_classes(const Json& trial) {
+    const Json* classes = get_path(trial, "data.classes");
+    if (classes == nullptr || !classes->is_array()) return;  // unset, or a type error walk() reported
+    const std::int64_t k = dataset_classes(trial);
+    std::set<std::int64_t> seen;
+    for (std::size_t i = 0; i < classes->size(); ++i) {
+      const Json& c = (*classes)[i];
+      if (!c.is_number_integer()) return;
+      const std::int64_t v = c.get<std::int64_t>();
+      const std::string at = "data.classes." + std::to_string(i);
+      if (k > 0 && v >= k) {
+        add_at(at, "data.classes", "class " + std::to_string(v) + " is out of range: the dataset has " +
+                                       std::to_string(k) + " classes (0.." + std::to_string(k - 1) + ")");
+      } else if (!seen.insert(v).second) {
+        add_at(at, "data.classes", "class " + std::to_string(v) + " is listed twice");
+      }
+    }
+    if (classes->size() < 2) add("data.classes", "lists " + std::to_string(classes->size()) +
+                                                     " class(es); a classifier needs at least 2");
+  }
+
+  void check_tta(const Json& trial) {
+    const Json* from = get_path(trial, "init.from");
+    if (from == nullptr || !from->is_string() || from->get<std::string>().empty()) {
+      add("init.from", "a tta trial adapts a trained source model: set init.from to the classify "
+                       "configuration (a TOML file) that trains it");
+    }
+    const Json dataset = value_or_default(trial, "data.dataset");
+    if (dataset.is_string() && dataset != "fashion-mnist") {
+      add("data.dataset", "the tta paradigm corrupts Fashion-MNIST test images; got " + dataset.dump());
+    }
+    const Json corruptions = value_or_default(trial, "tta.corruptions");
+    if (corruptions.is_array()) {
+      std::set<std::string> seen;
+      for (std::size_t i = 0; i < corruptions.size(); ++i) {
+        if (corruptions[i].is_string() && !seen.insert(corruptions[i].get<std::string>()).second)
+          add_at("tta.corruptions." + std::to_string(i), "tta.corruptions",
+                 "corruption " + corruptions[i].dump() + " is listed twice");
+      }
+    }
+    const Json ratio = value_or_default(trial, "tta.unknown_ratio");
+    const Json* classes = get_path(trial, "data.classes");
+    if (ratio.is_number() && ratio.get<double>() > 0) {
+      const std::int64_t k = dataset_classes(trial);
+      if (classes == nullptr || !classes->is_array() ||
+          (k > 0 && static_cast<std::int64_t>(classes->size()) >= k)) {
+        add("tta.unknown_ratio", "mixes in samples of the classes the source model never saw, so data.classes "
+                                 "must leave some classes out");
+      }
+    }
+    const Json held_out = value_or_default(trial, "tta.held_out");
+    const Json test_limit = value_or_default(trial, "data.test_limit");
+    if (held_out.is_number_integer() && test_limit.is_number_integer() && test_limit.get<std::int64_t>() > 0 &&
+        held_out.get<std::int64_t>() >= test_limit.get<std::int64_t>()) {
+      add("tta.held_out", "sets aside " + std::to_string(held_out.get<std::int64_t>()) +
+                              " test samples but data.test_limit keeps only " +
+                              std::to_string(test_limit.get<std::int64_t>()) + ": the stream would be empty");
+    }
   }
 
   // The given value, or the default when the key is absent.

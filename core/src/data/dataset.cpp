@@ -205,6 +205,27 @@ void make_float_splits(const detail::RawData& raw, const torch::Tensor& train_ro
 
 }  // namespace
 
+void select_classes(torch::Tensor& x, torch::Tensor& y, const std::vector<std::int64_t>& classes,
+                    std::int64_t num_classes) {
+  std::vector<std::int64_t> relabel(static_cast<std::size_t>(std::max<std::int64_t>(num_classes, 0)), -1);
+  for (std::size_t i = 0; i < classes.size(); ++i) {
+    const std::int64_t c = classes[i];
+    if (c < 0 || c >= num_classes) {
+      throw std::runtime_error("data.classes: class " + std::to_string(c) + " is out of range; the dataset has " +
+                               std::to_string(num_classes) + " classes");
+    }
+    if (relabel[static_cast<std::size_t>(c)] >= 0) {
+      throw std::runtime_error("data.classes: class " + std::to_string(c) + " is listed twice");
+    }
+    relabel[static_cast<std::size_t>(c)] = static_cast<std::int64_t>(i);
+  }
+  const torch::Tensor map = torch::tensor(relabel, torch::kInt64);
+  const torch::Tensor mapped = map.index_select(0, y.to(torch::kInt64));
+  const torch::Tensor rows = (mapped >= 0).nonzero().flatten();
+  x = x.index_select(0, rows);
+  y = mapped.index_select(0, rows);
+}
+
 // Raw Fashion-MNIST files already read in this process, by root. Filled by
 // preload() in the coordinator before it forks trial workers, so every trial
 // shares one copy (copy-on-write) instead of inflating the files again.
@@ -225,6 +246,12 @@ Dataset load_dataset(const DataOptions& options, std::uint64_t seed) {
                             ? detail::make_synthetic(options, derive_seed(seed, kSourceStream))
                         : cached != raw_cache().end() ? cached->second
                                                       : detail::load_fashion_mnist(options.root);
+
+  if (!options.classes.empty()) {
+    select_classes(raw.train_x, raw.train_y, options.classes, raw.num_classes);
+    select_classes(raw.test_x, raw.test_y, options.classes, raw.num_classes);
+    raw.num_classes = static_cast<std::int64_t>(options.classes.size());
+  }
 
   const std::int64_t n = raw.train_y.size(0);
   const auto n_val = static_cast<std::int64_t>(std::llround(options.val_fraction * n));

@@ -36,6 +36,11 @@ struct DataOptions {
   double val_fraction = 0.1;
   bool normalize = true;
   NoiseOptions noise;
+  // Keep only the samples of these classes (every split), relabelled
+  // 0..k-1 in the listed order; empty = all classes. Applied to the source's
+  // data before the validation split, so noise, limits and normalisation see
+  // only the kept classes.
+  std::vector<std::int64_t> classes;
   // synthetic only
   std::int64_t synthetic_samples = 2000;
   std::int64_t synthetic_test_samples = 500;
@@ -61,7 +66,7 @@ struct Dataset {
 };
 
 // Throws std::runtime_error with a clear message on missing/corrupt files or
-// invalid options. Deterministic given (options, seed).
+// invalid options (a class of `classes` out of range or listed twice). Deterministic given (options, seed).
 Dataset load_dataset(const DataOptions& options, std::uint64_t seed);
 
 // Reads the raw files of a file-backed dataset once and keeps them for the
@@ -69,6 +74,12 @@ Dataset load_dataset(const DataOptions& options, std::uint64_t seed);
 // reuse them. A no-op for synthetic data and for a root already loaded.
 // Not thread-safe: call it before starting trial workers.
 void preload(const DataOptions& options);
+
+// The rows of (x, y) whose label is one of `classes`, in their original
+// order, with labels replaced by their position in `classes`. Throws
+// std::runtime_error when a class is outside [0, num_classes) or repeated.
+void select_classes(torch::Tensor& x, torch::Tensor& y, const std::vector<std::int64_t>& classes,
+                    std::int64_t num_classes);
 
 // Reads one gzip IDX file (magic 0x801 labels, 0x803 images) into a uint8
 // tensor of its declared shape. Exposed for tests.

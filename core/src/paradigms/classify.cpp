@@ -31,6 +31,7 @@ data::DataOptions data_options_from(const Json& d) {
   o.test_limit = d.value("test_limit", o.test_limit);
   o.val_fraction = d.value("val_fraction", o.val_fraction);
   o.normalize = d.value("normalize", o.normalize);
+  o.classes = d.value("classes", o.classes);
   if (d.contains("noise")) {
     const Json& n = d.at("noise");
     o.noise.kind = n.value("kind", o.noise.kind);
@@ -48,9 +49,7 @@ data::DataOptions data_options_from(const Json& d) {
   return o;
 }
 
-namespace {
-
-models::ModelOptions model_options_from(const Json& m) {
+models::ModelOptions classify_model_options(const Json& m) {
   models::ModelOptions o;
   o.arch = m.value("arch", o.arch);
   o.hidden = m.value("hidden", o.hidden);
@@ -58,6 +57,8 @@ models::ModelOptions model_options_from(const Json& m) {
   o.dropout = m.value("dropout", o.dropout);
   return o;
 }
+
+namespace {
 
 // Logits for a whole split, in eval mode, batch by batch.
 torch::Tensor predict(torch::nn::Sequential& model, const torch::Tensor& x, std::int64_t batch, torch::Device dev) {
@@ -101,7 +102,7 @@ void run_classify(runner::TrialEnv& env) {
                         std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count()) +
                         " s");
 
-  auto model = models::make_model(model_options_from(cfg.at("model")), ds.input_shape, ds.num_classes);
+  auto model = models::make_model(classify_model_options(cfg.at("model")), ds.input_shape, ds.num_classes);
   // A trial with a stage (init.from) starts from the stage's final weights,
   // before any method re-parameterises the model; its own checkpoint, when it
   // resumes, replaces them below.
@@ -151,7 +152,7 @@ void run_classify(runner::TrialEnv& env) {
       start_epoch = 0;
       step = 0;
       torch::manual_seed(static_cast<std::uint64_t>(seed));
-      model = models::make_model(model_options_from(cfg.at("model")), ds.input_shape, ds.num_classes);
+      model = models::make_model(classify_model_options(cfg.at("model")), ds.input_shape, ds.num_classes);
       load_init();
       model->to(device);
       prepare_model();

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "data/dataset.h"
+#include "models/models.h"
 #include "runner/trial_env.h"
 
 namespace reglab::paradigms {
@@ -31,5 +32,8 @@ void run_classify(runner::TrialEnv& env);
 
 // The data options of a trial's [data] table (resolved, defaults filled).
 data::DataOptions data_options_from(const config::Json& data_table);
+
+// The model options of a trial's [model] table (resolved, defaults filled).
+models::ModelOptions classify_model_options(const config::Json& model_table);
 
 }  // namespace reglab::paradigms

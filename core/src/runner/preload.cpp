@@ -12,7 +12,7 @@ void prepare_to_fork_workers(const std::vector<config::Json>& trial_configs) {
   for (const config::Json& cfg : trial_configs) {
     if (!cfg.contains("data") || !cfg.contains("task")) continue;
     const std::string paradigm = cfg["task"].value("paradigm", std::string("classify"));
-    if (paradigm != "classify" && paradigm != "mil") continue;
+    if (paradigm != "classify" && paradigm != "mil" && paradigm != "tta") continue;
     data::preload(paradigms::data_options_from(cfg["data"]));
   }
 }

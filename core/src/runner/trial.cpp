@@ -12,6 +12,7 @@
 
 #include "paradigms/classify.h"
 #include "paradigms/mil.h"
+#include "paradigms/tta.h"
 #include "stages/checkpoint.h"
 #include "runner/trial_env.h"
 #include "store/store.h"
@@ -105,18 +106,23 @@ int run_trial_process(const TrialProcessOptions& options) {
       // store is its shard, finds it in the stage's shard.
       const fs::path results = options.results_dir.empty() ? fs::absolute(options.db).parent_path() : options.results_dir;
       stages::StageCheck check = stages::check_stage(store, stage, results);
+      std::optional<store::RunRow> stage_run = check.run_id ? store.get_run(*check.run_id) : std::nullopt;
       const fs::path stage_shard = results / "shards" / sweep::kStagesSweep / (stage + ".db");
       if (!check.usable() && fs::exists(stage_shard)) {
         store::Store shard(stage_shard, store::Journal::kRollback);
         check = stages::check_stage(shard, stage, results);
+        stage_run = check.run_id ? shard.get_run(*check.run_id) : std::nullopt;
       }
       if (!check.usable()) return fail("init.from: " + check.problem);
       env.init_checkpoint = check.checkpoint;
+      if (stage_run) env.init_config = config::Json::parse(stage_run->config_json);
       log.info("starting from stage " + stage + ": " + check.checkpoint.string());
     }
     const std::string paradigm = env.config.at("task").value("paradigm", std::string("classify"));
     if (paradigm == "mil") {
       paradigms::run_mil(env);
+    } else if (paradigm == "tta") {
+      paradigms::run_tta(env);
     } else if (paradigm == "classify") {
       paradigms::run_classify(env);
     } else {

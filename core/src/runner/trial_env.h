@@ -67,6 +67,10 @@ struct TrialEnv {
   // The verified checkpoint of the stage the trial starts from (init.from);
   // empty when it has none. The paradigm loads its model from it.
   std::filesystem::path init_checkpoint = {};
+  // The stage's resolved configuration (null when the trial has none): what
+  // the source model was trained on (the tta paradigm normalises its test
+  // data with the stage's training statistics).
+  config::Json init_config = nullptr;
 };
 
 }  // namespace reglab::runner

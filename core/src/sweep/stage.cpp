@@ -61,15 +61,19 @@ std::string StageResolver::attach(config::Json& trial, const config::SourceMap& 
     order_.push_back(id);
   }
   const Stage& stage = it->second;
-  for (const config::Json* c : std::initializer_list<const config::Json*>{&trial, &stage.config}) {
-    const config::Json* paradigm = config::get_path(*c, "task.paradigm");
-    if (paradigm != nullptr && *paradigm != "classify")
-      return problem(std::string(c == &trial ? "this trial" : "the stage " + stage.file.string()) + " is a " +
-                     paradigm->get<std::string>() + " trial; init.from works with classify trials and stages");
-  }
+  // A stage trains a classifier; classify trials fine-tune it and tta trials
+  // adapt it at test time.
+  const config::Json* trial_paradigm = config::get_path(trial, "task.paradigm");
+  if (trial_paradigm != nullptr && *trial_paradigm != "classify" && *trial_paradigm != "tta")
+    return problem("this trial is a " + trial_paradigm->get<std::string>() +
+                   " trial; init.from works with classify and tta trials");
+  const config::Json* stage_paradigm = config::get_path(stage.config, "task.paradigm");
+  if (stage_paradigm != nullptr && *stage_paradigm != "classify")
+    return problem("the stage " + stage.file.string() + " is a " + stage_paradigm->get<std::string>() +
+                   " trial; a stage must be a classify configuration");
   // The trial loads the stage's weights into its own model: they must be the
   // same model, and learn the same classes from the same inputs.
-  for (const char* key : {"model", "data.dataset", "data.synthetic.features", "data.synthetic.classes"}) {
+  for (const char* key : {"model", "data.dataset", "data.synthetic.features", "data.synthetic.classes", "data.classes"}) {
     const config::Json* mine = config::get_path(trial, key);
     const config::Json* theirs = config::get_path(stage.config, key);
     if ((mine == nullptr) != (theirs == nullptr) || (mine != nullptr && *mine != *theirs)) {
