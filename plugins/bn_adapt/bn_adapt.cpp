@@ -15,14 +15,9 @@
 
 #include "reglab/method.h"
 #include "reglab/plugin.h"
+#include "reglab/tta.h"
 
 namespace {
-
-bool is_batch_norm(torch::nn::Module& m) {
-  return dynamic_cast<torch::nn::BatchNorm1dImpl*>(&m) != nullptr ||
-         dynamic_cast<torch::nn::BatchNorm2dImpl*>(&m) != nullptr ||
-         dynamic_cast<torch::nn::BatchNorm3dImpl*>(&m) != nullptr;
-}
 
 class BnAdapt final : public reglab::Method {
  public:
@@ -31,17 +26,10 @@ class BnAdapt final : public reglab::Method {
     model.module.eval();
     for (torch::Tensor& p : model.module.parameters()) p.set_requires_grad(false);
     int layers = 0;
-    if (is_batch_norm(model.module)) {
-      model.module.train();
+    reglab::tta::for_each_batch_norm(model.module, [&](auto& bn) {
+      bn.train();
       ++layers;
-    }
-    // include_self = false: the model need not be owned by a shared_ptr.
-    for (const auto& m : model.module.modules(/*include_self=*/false)) {
-      if (is_batch_norm(*m)) {
-        m->train();
-        ++layers;
-      }
-    }
+    });
     TORCH_CHECK(layers > 0,
                 "bn_adapt: the model has no BatchNorm layer to adapt (model.arch = \"cnn\" has them, \"mlp\" "
                 "does not)");

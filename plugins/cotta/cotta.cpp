@@ -27,6 +27,7 @@
 #include "augment.h"
 #include "reglab/method.h"
 #include "reglab/plugin.h"
+#include "reglab/tta.h"
 
 namespace {
 
@@ -64,44 +65,6 @@ constexpr reglab::ParamSpec kParams[] = {
      .doc = "clip augmented inputs to [0, 1] (false for standardised inputs)"},
 };
 
-// Calls f on every BatchNorm module of `model` (1d, 2d or 3d).
-template <typename F>
-void for_each_batch_norm(torch::nn::Module& model, F&& f) {
-  for (const auto& m : model.modules(/*include_self=*/true)) {
-    if (auto* b1 = dynamic_cast<torch::nn::BatchNorm1dImpl*>(m.get())) f(*b1);
-    else if (auto* b2 = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) f(*b2);
-    else if (auto* b3 = dynamic_cast<torch::nn::BatchNorm3dImpl*>(m.get())) f(*b3);
-  }
-}
-
-// The official code sets track_running_stats = False and running_mean/var =
-// None: batch mean and biased variance in train and eval mode alike. The
-// registered buffers stay (the paradigm restores them in place); only the
-// tensors the forward reads are cleared.
-void use_batch_statistics(torch::nn::Module& model) {
-  for_each_batch_norm(model, [](auto& bn) {
-    bn.options.track_running_stats(false);
-    bn.running_mean = torch::Tensor();
-    bn.running_var = torch::Tensor();
-    bn.num_batches_tracked = torch::Tensor();
-  });
-}
-
-// Undoes use_batch_statistics before cloning: Cloneable re-creates each
-// module from its options and copies the registered buffers into it.
-void restore_running_statistics(torch::nn::Module& model) {
-  for_each_batch_norm(model, [](auto& bn) {
-    if (bn.options.track_running_stats()) return;
-    const auto buffers = bn.named_buffers(/*recurse=*/false);
-    const torch::Tensor* mean = buffers.find("running_mean");
-    if (mean == nullptr || !mean->defined()) return;  // built without running statistics
-    bn.options.track_running_stats(true);
-    bn.running_mean = *mean;
-    bn.running_var = buffers["running_var"];
-    bn.num_batches_tracked = buffers["num_batches_tracked"];
-  });
-}
-
 bool is_weight_or_bias(const std::string& name) { return name == "weight" || name == "bias"; }
 
 class Cotta final : public reglab::Method {
@@ -129,12 +92,14 @@ class Cotta final : public reglab::Method {
   void tta_setup(reglab::TtaModel& model, const reglab::TtaContext& ctx) override {
     model_ = &model;
     torch::nn::Module& student = model.module;
-    restore_running_statistics(student);
+    // BatchNorm back on running buffers so the copies can be made (a reset
+    // leaves it on batch statistics).
+    reglab::tta::use_running_statistics(student);
     teacher_ = model.clone();
     anchor_ = model.clone();
     for (torch::nn::Module* m : {&student, teacher_.get(), anchor_.get()}) {
       m->train();
-      use_batch_statistics(*m);
+      reglab::tta::use_batch_statistics(*m);
     }
     for (auto& t : teacher_->parameters())
       if (t.defined()) t.set_requires_grad(false);

@@ -29,6 +29,7 @@
 
 #include "reglab/method.h"
 #include "reglab/plugin.h"
+#include "reglab/tta.h"
 
 namespace {
 
@@ -55,26 +56,6 @@ constexpr reglab::ParamSpec kParams[] = {
 
 constexpr double kAverageMomentum = 0.9;
 
-template <class Impl>
-bool configure_bn(torch::nn::Module& m, std::vector<torch::Tensor>& params) {
-  auto* bn = dynamic_cast<Impl*>(&m);
-  if (bn == nullptr) return false;
-  bn->options.track_running_stats(false);
-  bn->running_mean = torch::Tensor();
-  bn->running_var = torch::Tensor();
-  for (torch::Tensor* p : {&bn->weight, &bn->bias}) {
-    if (p->defined()) {
-      p->requires_grad_(true);
-      params.push_back(*p);
-    }
-  }
-  return true;
-}
-
-torch::Tensor softmax_entropy(const torch::Tensor& z) {
-  return -(torch::softmax(z, 1) * torch::log_softmax(z, 1)).sum(1);
-}
-
 class Eata final : public reglab::Method {
  public:
   void setup(const reglab::MethodContext& ctx) override {
@@ -94,14 +75,9 @@ class Eata final : public reglab::Method {
   void tta_setup(reglab::TtaModel& model, const reglab::TtaContext& ctx) override {
     model_ = &model;
     model.module.train();
-    for (auto& p : model.module.parameters()) p.requires_grad_(false);
-    params_.clear();
-    bool has_bn = false;
-    for (const auto& m : model.module.modules()) {
-      has_bn |= configure_bn<torch::nn::BatchNorm1dImpl>(*m, params_) ||
-                configure_bn<torch::nn::BatchNorm2dImpl>(*m, params_) ||
-                configure_bn<torch::nn::BatchNorm3dImpl>(*m, params_);
-    }
+    const bool has_bn = reglab::tta::has_batch_norm(model.module);
+    reglab::tta::use_batch_statistics(model.module);
+    params_ = reglab::tta::adapt_batch_norm_affine(model.module);
     if (!has_bn) throw std::invalid_argument("eata: the model has no BatchNorm layer to adapt");
     if (params_.empty()) throw std::invalid_argument("eata: the model's BatchNorm layers have no affine parameters");
     source_.clear();
@@ -124,7 +100,7 @@ class Eata final : public reglab::Method {
       logits = model_->forward(model_->module, inputs);
       TORCH_CHECK(logits.dim() == 2 && logits.size(1) == num_classes_, "eata: the model must return [B, K] logits with K = ",
                   num_classes_, ", got ", logits.sizes());
-      const torch::Tensor entropy = softmax_entropy(logits);
+      const torch::Tensor entropy = reglab::tta::softmax_entropy(logits);
       const torch::Tensor reliable = torch::nonzero(entropy < e_margin_).squeeze(1);
       torch::Tensor kept_entropy = entropy.index_select(0, reliable);
       torch::Tensor kept_probs = torch::softmax(logits.index_select(0, reliable), 1);

@@ -23,6 +23,7 @@
 
 #include "reglab/method.h"
 #include "reglab/plugin.h"
+#include "reglab/tta.h"
 
 namespace {
 
@@ -32,45 +33,6 @@ constexpr reglab::ParamSpec kParams[] = {
     {.name = "alpha", .type = reglab::ParamType::kFloat, .default_value = "0.5", .min = 0.0, .has_min = true,
      .doc = "weight of the batch-diversity term −H(mean p); 0 disables it"},
 };
-
-template <typename F>
-void for_each_batch_norm(torch::nn::Module& model, F&& f) {
-  for (const auto& m : model.modules(/*include_self=*/true)) {
-    if (auto* b1 = dynamic_cast<torch::nn::BatchNorm1dImpl*>(m.get())) f(*b1);
-    else if (auto* b2 = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) f(*b2);
-    else if (auto* b3 = dynamic_cast<torch::nn::BatchNorm3dImpl*>(m.get())) f(*b3);
-  }
-}
-
-// As the re-implementation's configure_model: track_running_stats = False and
-// running_mean/var = None, i.e. batch mean and biased variance in train and
-// eval mode. The registered buffers stay (the paradigm restores them in
-// place); only the tensors the forward reads are cleared.
-void use_batch_statistics(torch::nn::Module& model) {
-  for_each_batch_norm(model, [](auto& bn) {
-    bn.options.track_running_stats(false);
-    bn.running_mean = torch::Tensor();
-    bn.running_var = torch::Tensor();
-    bn.num_batches_tracked = torch::Tensor();
-  });
-}
-
-// Undoes use_batch_statistics before cloning: Cloneable re-creates each
-// module from its options and copies the registered buffers into it.
-void restore_running_statistics(torch::nn::Module& model) {
-  for_each_batch_norm(model, [](auto& bn) {
-    if (bn.options.track_running_stats()) return;
-    const auto buffers = bn.named_buffers(/*recurse=*/false);
-    const torch::Tensor* mean = buffers.find("running_mean");
-    if (mean == nullptr || !mean->defined()) return;
-    bn.options.track_running_stats(true);
-    bn.running_mean = *mean;
-    bn.running_var = buffers["running_var"];
-    bn.num_batches_tracked = buffers["num_batches_tracked"];
-  });
-}
-
-torch::Tensor entropy_rows(const torch::Tensor& z) { return -(z.softmax(1) * z.log_softmax(1)).sum(1); }
 
 class Owtta final : public reglab::Method {
  public:
@@ -83,24 +45,17 @@ class Owtta final : public reglab::Method {
   void tta_setup(reglab::TtaModel& model, const reglab::TtaContext& /*ctx*/) override {
     model_ = &model;
     torch::nn::Module& m = model.module;
-    restore_running_statistics(m);
+    // BatchNorm back on running buffers so the copy can be made (a reset
+    // leaves it on batch statistics).
+    reglab::tta::use_running_statistics(m);
     source_ = model.clone();
-    std::vector<torch::Tensor> params;
     for (torch::nn::Module* mod : {&m, source_.get()}) {
       mod->train();
-      use_batch_statistics(*mod);
+      reglab::tta::use_batch_statistics(*mod);
     }
     for (auto& t : source_->parameters())
       if (t.defined()) t.set_requires_grad(false);
-    for (auto& t : m.parameters())
-      if (t.defined()) t.set_requires_grad(false);
-    for_each_batch_norm(m, [&](auto& bn) {
-      for (auto* t : {&bn.weight, &bn.bias})
-        if (t->defined()) {
-          t->set_requires_grad(true);
-          params.push_back(*t);
-        }
-    });
+    const std::vector<torch::Tensor> params = reglab::tta::adapt_batch_norm_affine(m);
     if (params.empty())
       throw std::invalid_argument("owtta adapts BatchNorm affine parameters, and the model has no BatchNorm layer "
                                   "with affine parameters");
@@ -124,7 +79,7 @@ class Owtta final : public reglab::Method {
     const std::int64_t used = keep.sum().item<std::int64_t>();
     if (used == 0) return {z.detach(), 0};
 
-    torch::Tensor loss = entropy_rows(z).masked_select(keep).mean(0);
+    torch::Tensor loss = reglab::tta::softmax_entropy(z).masked_select(keep).mean(0);
     if (alpha_ != 0) {
       const torch::Tensor mean_p = p.mean(0);
       loss = loss - alpha_ * (-(mean_p * torch::log(mean_p)).sum());

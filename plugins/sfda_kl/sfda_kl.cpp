@@ -27,6 +27,7 @@
 
 #include "reglab/method.h"
 #include "reglab/plugin.h"
+#include "reglab/tta.h"
 
 namespace {
 
@@ -48,22 +49,6 @@ constexpr reglab::ParamSpec kParams[] = {
 };
 
 constexpr double kEps = 1e-10;
-
-template <class Impl>
-bool configure_bn(torch::nn::Module& m, std::vector<torch::Tensor>& params) {
-  auto* bn = dynamic_cast<Impl*>(&m);
-  if (bn == nullptr) return false;
-  bn->options.track_running_stats(false);
-  bn->running_mean = torch::Tensor();
-  bn->running_var = torch::Tensor();
-  for (torch::Tensor* p : {&bn->weight, &bn->bias}) {
-    if (p->defined()) {
-      p->requires_grad_(true);
-      params.push_back(*p);
-    }
-  }
-  return true;
-}
 
 std::vector<double> per_class(const std::vector<double>& given, std::int64_t k, double fill, const char* name) {
   if (given.empty()) return std::vector<double>(static_cast<std::size_t>(k), fill);
@@ -106,13 +91,9 @@ class SfdaKl final : public reglab::Method {
         params_.push_back(p);
       }
     } else {
-      for (auto& p : model.module.parameters()) p.requires_grad_(false);
-      bool has_bn = false;
-      for (const auto& m : model.module.modules()) {
-        has_bn |= configure_bn<torch::nn::BatchNorm1dImpl>(*m, params_) ||
-                  configure_bn<torch::nn::BatchNorm2dImpl>(*m, params_) ||
-                  configure_bn<torch::nn::BatchNorm3dImpl>(*m, params_);
-      }
+      const bool has_bn = reglab::tta::has_batch_norm(model.module);
+      reglab::tta::use_batch_statistics(model.module);
+      params_ = reglab::tta::adapt_batch_norm_affine(model.module);
       if (!has_bn) throw std::invalid_argument("sfda_kl: adapt = \"bn_affine\" but the model has no BatchNorm layer");
     }
     if (params_.empty()) throw std::invalid_argument("sfda_kl: the model has no parameters to adapt");

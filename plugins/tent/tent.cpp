@@ -23,6 +23,7 @@
 
 #include "reglab/method.h"
 #include "reglab/plugin.h"
+#include "reglab/tta.h"
 
 namespace {
 
@@ -47,27 +48,6 @@ constexpr reglab::ParamSpec kParams[] = {
      .doc = "restore the source affine parameters and a fresh optimizer before every batch"},
 };
 
-// Every BatchNorm: grad on its affine parameters, batch statistics in train
-// and eval mode. Tent's model sets track_running_stats to False and the
-// running buffers to None; here the module's forward reads the two members,
-// so clearing them (the registered buffers keep the source statistics, which
-// the paradigm restores in place) gives the same forward.
-template <class Impl>
-bool configure_bn(torch::nn::Module& m, std::vector<torch::Tensor>& params) {
-  auto* bn = dynamic_cast<Impl*>(&m);
-  if (bn == nullptr) return false;
-  bn->options.track_running_stats(false);
-  bn->running_mean = torch::Tensor();
-  bn->running_var = torch::Tensor();
-  for (torch::Tensor* p : {&bn->weight, &bn->bias}) {
-    if (p->defined()) {
-      p->requires_grad_(true);
-      params.push_back(*p);
-    }
-  }
-  return true;
-}
-
 class Tent final : public reglab::Method {
  public:
   void setup(const reglab::MethodContext& ctx) override {
@@ -89,14 +69,9 @@ class Tent final : public reglab::Method {
   void tta_setup(reglab::TtaModel& model, const reglab::TtaContext& /*ctx*/) override {
     model_ = &model;
     model.module.train();
-    for (auto& p : model.module.parameters()) p.requires_grad_(false);
-    params_.clear();
-    bool has_bn = false;
-    for (const auto& m : model.module.modules()) {
-      has_bn |= configure_bn<torch::nn::BatchNorm1dImpl>(*m, params_) ||
-                configure_bn<torch::nn::BatchNorm2dImpl>(*m, params_) ||
-                configure_bn<torch::nn::BatchNorm3dImpl>(*m, params_);
-    }
+    const bool has_bn = reglab::tta::has_batch_norm(model.module);
+    reglab::tta::use_batch_statistics(model.module);
+    params_ = reglab::tta::adapt_batch_norm_affine(model.module);
     if (!has_bn) throw std::invalid_argument("tent: the model has no BatchNorm layer to adapt");
     if (params_.empty()) throw std::invalid_argument("tent: the model's BatchNorm layers have no affine parameters");
     source_.clear();
@@ -116,7 +91,7 @@ class Tent final : public reglab::Method {
       logits = model_->forward(model_->module, inputs);
       TORCH_CHECK(logits.dim() == 2 && logits.size(1) == num_classes_, "tent: the model must return [B, K] logits with K = ",
                   num_classes_, ", got ", logits.sizes());
-      const torch::Tensor entropy = -(torch::softmax(logits, 1) * torch::log_softmax(logits, 1)).sum(1);
+      const torch::Tensor entropy = reglab::tta::softmax_entropy(logits);
       entropy.mean(0).backward();
       optimizer_->step();
       optimizer_->zero_grad();

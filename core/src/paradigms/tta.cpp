@@ -313,18 +313,29 @@ void run_tta(runner::TrialEnv& env) {
                      [&model]() { return std::dynamic_pointer_cast<torch::nn::Module>(model->clone()); }};
   const TtaContext tctx{held_out_x, batch_size, seed};
 
-  // The clean error of the model as it now predicts, on a copy so that the
-  // evaluation changes nothing (BatchNorm in train mode updates its stats).
+  // The clean error of the model as it now predicts (as_adapted) or in eval
+  // mode. It runs on the model itself and puts back what a forward pass can
+  // change (BatchNorm buffers in train mode) and the modules' modes: a copy
+  // through Cloneable::clone would fail once a method has switched BatchNorm
+  // to batch statistics (the copy's reset() registers no running buffers).
   auto clean_error = [&](bool as_adapted) {
     torch::NoGradGuard no_grad;
-    std::shared_ptr<torch::nn::Module> copy = tta_model.clone();
-    if (!as_adapted) copy->eval();
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> buffers;
+    for (const auto& b : model->named_buffers())
+      if (b.value().defined()) buffers.emplace_back(b.value(), b.value().detach().clone());
+    std::vector<std::pair<std::shared_ptr<torch::nn::Module>, bool>> modes;
+    for (const auto& m : model->modules(/*include_self=*/true)) modes.emplace_back(m, m->is_training());
+    if (!as_adapted) model->eval();
     std::int64_t wrong = 0;
     for (std::int64_t i = 0; i < clean_x.size(0); i += batch_size) {
       const std::int64_t b = std::min(batch_size, clean_x.size(0) - i);
-      const torch::Tensor z = tta_model.forward(*copy, clean_x.narrow(0, i, b).to(device)).to(torch::kCPU);
+      const torch::Tensor z = tta_model.forward(*model, clean_x.narrow(0, i, b).to(device)).to(torch::kCPU);
       wrong += z.argmax(1).ne(clean_y.narrow(0, i, b)).sum().item<std::int64_t>();
     }
+    for (auto& [live, saved] : buffers) live.copy_(saved);
+    // modules() lists parents before children and train() recurses, so in
+    // this order every module ends with its own flag.
+    for (auto& [m, training] : modes) m->train(training);
     return static_cast<double>(wrong) / static_cast<double>(std::max<std::int64_t>(1, clean_x.size(0)));
   };
   auto& m = env.metrics;
