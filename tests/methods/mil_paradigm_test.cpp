@@ -2,6 +2,8 @@
 // learns, that a resumed trial continues exactly, and several bags per step.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <stdlib.h>
 
 #include <filesystem>
@@ -120,6 +122,31 @@ TEST(MilParadigm, ResumesFromItsCheckpointExactly) {
   for (const std::string key : {"train.loss", "train.acc", "test.nll", "test.auc", "test.attention_entropy",
                                 "test.instance_auc"})
     EXPECT_EQ(at(db, resumed, key, 2), at(db, straight, key, 2)) << key;
+}
+
+// An unreadable checkpoint is never used: the trial says so and starts over
+// from a fresh model, ending exactly as a trial that never had one.
+TEST(MilParadigm, AnUnreadableCheckpointIsIgnoredAndTheTrialStartsOver) {
+  TempDir dir;
+  store::Store db(dir.path() / "r.db");
+  const std::int64_t sweep = db.upsert_sweep("mil", "", "");
+  const Json cfg = trial("aem", 2);
+  const std::int64_t clean = db.ensure_run(sweep, "clean", "", cfg.dump(), "aem");
+  const std::int64_t damaged = db.ensure_run(sweep, "damaged", "", cfg.dump(), "aem");
+  const fs::path a = dir.path() / "a", b = dir.path() / "b";
+  fs::create_directories(a);
+  fs::create_directories(b);
+  std::ofstream(b / "checkpoint.pt") << "not a LibTorch archive";
+  Lines log_a, log_b;
+  run(cfg, db, clean, a, [] { return false; }, log_a);
+  run(cfg, db, damaged, b, [] { return false; }, log_b);
+  bool warned = false;
+  for (const std::string& line : log_b.lines) warned |= line.find("ignoring unreadable checkpoint") != std::string::npos;
+  EXPECT_TRUE(warned);
+  for (const std::string key : {"train.loss", "test.nll", "test.auc"}) {
+    EXPECT_EQ(db.metrics(damaged, key).size(), 2u) << key;
+    EXPECT_EQ(at(db, damaged, key, 2), at(db, clean, key, 2)) << key;
+  }
 }
 
 // Several bags per step (padded) train the same model family and record the

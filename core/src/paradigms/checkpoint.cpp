@@ -53,4 +53,22 @@ void load_model_weights(const fs::path& file, torch::nn::Module& model) {
   model.load(model_archive);
 }
 
+LoopPosition resume_or_restart(const std::filesystem::path& file, torch::nn::Module& model,
+                               torch::optim::Optimizer& optimizer, plugins::MethodHandle& method, Logger& log,
+                               const std::function<void()>& restart) {
+  if (!std::filesystem::exists(file)) return {};
+  try {
+    const RestoredCheckpoint restored = load_checkpoint(file, model, optimizer);
+    method.load_state_dict(restored.method_state);
+    log.info("resumed from " + file.string() + " at epoch " + std::to_string(restored.position.next_epoch + 1));
+    return restored.position;
+  } catch (const std::exception& ex) {
+    log.warn("ignoring unreadable checkpoint " + file.string() + ": " + ex.what());
+  }
+  // Outside the handler: restart() replaces the model the failed load was
+  // given, and may itself throw.
+  restart();
+  return {};
+}
+
 }  // namespace reglab::paradigms

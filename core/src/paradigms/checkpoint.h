@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 
+#include "plugins/method_handle.h"
 #include "reglab/method.h"
 
 namespace torch::optim {
@@ -34,6 +36,14 @@ struct RestoredCheckpoint {
 // when the file is unreadable or does not fit them.
 RestoredCheckpoint load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
                                    torch::optim::Optimizer& optimizer);
+
+// Where a paradigm's loop starts: from `file` when it exists and fits (the
+// model, optimizer and method state loaded in place, the position logged),
+// else from the beginning. An unreadable checkpoint is logged, `restart` is
+// called to build a fresh model and optimizer, and the position is {0, 0}.
+LoopPosition resume_or_restart(const std::filesystem::path& file, torch::nn::Module& model,
+                               torch::optim::Optimizer& optimizer, plugins::MethodHandle& method, Logger& log,
+                               const std::function<void()>& restart);
 
 // Only the model's weights (a stage's final model); throws as load_checkpoint.
 void load_model_weights(const std::filesystem::path& file, torch::nn::Module& model);

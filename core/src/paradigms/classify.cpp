@@ -138,26 +138,16 @@ void run_classify(runner::TrialEnv& env) {
   };
   prepare_model();
 
-  std::int64_t start_epoch = 0, step = 0;
   const fs::path ckpt = env.run_dir / "checkpoint.pt";
-  if (fs::exists(ckpt)) {
-    try {
-      const RestoredCheckpoint restored = load_checkpoint(ckpt, *model, *optimizer);
-      method.load_state_dict(restored.method_state);
-      start_epoch = restored.position.next_epoch;
-      step = restored.position.step;
-      env.log.info("resumed from " + ckpt.string() + " at epoch " + std::to_string(start_epoch + 1));
-    } catch (const std::exception& ex) {
-      env.log.warn("ignoring unreadable checkpoint " + ckpt.string() + ": " + ex.what());
-      start_epoch = 0;
-      step = 0;
-      torch::manual_seed(static_cast<std::uint64_t>(seed));
-      model = models::make_model(classify_model_options(cfg.at("model")), ds.input_shape, ds.num_classes);
-      load_init();
-      model->to(device);
-      prepare_model();
-    }
-  }
+  const LoopPosition resumed = resume_or_restart(ckpt, *model, *optimizer, method, env.log, [&] {
+    torch::manual_seed(static_cast<std::uint64_t>(seed));
+    model = models::make_model(classify_model_options(cfg.at("model")), ds.input_shape, ds.num_classes);
+    load_init();
+    model->to(device);
+    prepare_model();
+  });
+  const std::int64_t start_epoch = resumed.next_epoch;
+  std::int64_t step = resumed.step;
 
   const std::int64_t n = ds.train.size();
   const torch::Tensor clean_mask = ds.train_flipped.logical_not();

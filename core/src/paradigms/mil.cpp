@@ -183,24 +183,14 @@ void run_mil(runner::TrialEnv& env) {
     if (transformed) method.before_forward(model->is_training());
   };
 
-  std::int64_t start_epoch = 0, step = 0;
   const fs::path ckpt = env.run_dir / "checkpoint.pt";
-  if (fs::exists(ckpt)) {
-    try {
-      const RestoredCheckpoint restored = load_checkpoint(ckpt, *model, *optimizer);
-      method.load_state_dict(restored.method_state);
-      start_epoch = restored.position.next_epoch;
-      step = restored.position.step;
-      env.log.info("resumed from " + ckpt.string() + " at epoch " + std::to_string(start_epoch + 1));
-    } catch (const std::exception& ex) {
-      env.log.warn("ignoring unreadable checkpoint " + ckpt.string() + ": " + ex.what());
-      start_epoch = 0;
-      step = 0;
-      torch::manual_seed(static_cast<std::uint64_t>(seed));
-      model = make_model();
-      prepare_model();
-    }
-  }
+  const LoopPosition resumed = resume_or_restart(ckpt, *model, *optimizer, method, env.log, [&] {
+    torch::manual_seed(static_cast<std::uint64_t>(seed));
+    model = make_model();
+    prepare_model();
+  });
+  const std::int64_t start_epoch = resumed.next_epoch;
+  std::int64_t step = resumed.step;
 
   const std::int64_t n = train_bags.size();
   const std::int64_t steps_per_epoch = (n + bags_per_step - 1) / bags_per_step;
