@@ -275,6 +275,25 @@ TEST(Cli, ProbeEvaluatesAMethodFromJson) {
   EXPECT_NEAR(j["steps"][0]["grad_logits"][0][1].get<double>(), -0.25, 1e-12);
 }
 
+// A tta method on a model given as layers: `source` returns the model's
+// logits, W x + b = (1 + 2 + 0.5, 3 + 4 − 0.5) for x = (1, 1).
+TEST(Cli, ProbeRunsATtaMethodOnAGivenModel) {
+  CliSandbox box;
+  auto req = box.write("tta.json", R"({"model": [{"linear": {"weight": [[1, 2], [3, 4]], "bias": [0.5, -0.5]}}],
+                                       "steps": [{"inputs": [[1, 1]]}]})");
+  auto r = box.run({"probe", req.string(), "--method", "source"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["paradigm"], "tta");
+  EXPECT_NEAR(j["steps"][0]["logits"][0][0].get<double>(), 3.5, 1e-6);
+  EXPECT_NEAR(j["steps"][0]["logits"][0][1].get<double>(), 6.5, 1e-6);
+  EXPECT_EQ(j["steps"][0]["num_used"], 0);
+  auto bad = box.write("bad.json", R"({"model": [{"linear": {"weight": [[1, 2, 3]]}}], "steps": [{"inputs": [[1, 1]]}]})");
+  auto e = box.run({"probe", bad.string(), "--method", "source"});
+  EXPECT_NE(e.code, 0);
+  EXPECT_NE(e.err.find("model does not fit steps[0].inputs of shape [1, 2]"), std::string::npos) << e.err;
+}
+
 // Two coordinators on one sweep share the work: no trial runs twice.
 TEST(Cli, TwoCoordinatorsNeverRunATrialTwice) {
   CliSandbox box;

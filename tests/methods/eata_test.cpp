@@ -24,33 +24,17 @@
 #include <vector>
 
 #include "methods/method_harness.h"
+#include "methods/tta_fixture.h"
 #include "methods/tta_harness.h"
 #include "plugins/method_handle.h"
 
 namespace reglab::testing {
 namespace {
 
-const Rows kW1 = {{0.5, -0.3, 0.8}, {-0.6, 0.9, 0.2}, {0.3, 0.4, -0.7}, {0.8, 0.1, 0.5}};
-const std::vector<double> kB1 = {0.1, -0.2, 0.05, 0.0};
-const std::vector<double> kGamma = {1.0, 0.8, 1.2, 0.9};
-const std::vector<double> kBeta = {0.1, -0.1, 0.2, 0.0};
-const Rows kW2 = {{1.5, -1.0, 0.5, 2.0}, {-1.2, 1.8, 0.7, -0.5}, {0.4, -0.6, 2.5, 1.0}};
-const std::vector<double> kB2 = {0.1, 0.0, -0.1};
-const Rows kX1 = {{1.0, 0.5, -0.5}, {-0.8, 1.2, 0.3}, {0.2, -1.0, 1.5}, {1.5, 0.3, 0.8}};
-const Rows kX2 = {{-1.0, -0.5, 0.7}, {0.6, 0.9, -1.2}, {1.1, -0.4, 0.2}, {-0.3, 0.8, 1.0}};
-const Rows kHeldOut = {{0.3, -0.7, 1.1}, {-1.2, 0.4, 0.6}, {0.9, 1.3, -0.2},
-                       {-0.5, -0.9, -1.4}, {1.6, -0.2, 0.4}, {0.1, 0.8, -0.9}};
+using namespace tta_fixture;
 
-const Rows kSourceLogitsX1 = {{0.926562428, 1.15718734, 4.03281212},
-                              {-0.947525859, 2.57516193, 0.219705492},
-                              {2.3258729, -1.58255637, 0.577626348},
-                              {4.09370613, -1.41531539, 2.48227501}};
-// Entropies of those rows: 0.370, 0.408, 0.498, 0.471; E0 = 0.4·ln 3 = 0.439
+// Entropies of kSourceLogitsX1's rows: 0.370, 0.408, 0.498, 0.471; E0 = 0.4·ln 3 = 0.439
 // keeps rows 0 and 1.
-
-// F of the BatchNorm weight and bias: 6 held-out rows in batches of 4 and 2.
-const std::vector<double> kFisherWeight = {0.00184184324, 0.0736927763, 0.0607962087, 0.00128471339};
-const std::vector<double> kFisherBias = {0.00154971879, 0.070379898, 0.0651492849, 0.00128742773};
 
 // The reference run: lr 0.05, fisher_alpha 2000 (default), d_margin 0.4 (the CIFAR value).
 const char* kMain = R"({"lr": 0.05, "d_margin": 0.4, "fisher_size": 6})";
@@ -66,7 +50,6 @@ constexpr double kTol = 2e-5;
 // A value the step must leave alone: the float32 nearest the decimal constant.
 constexpr double kUnchanged = 1e-7;
 
-torch::nn::Sequential tiny() { return make_tiny_bn_model(kW1, kB1, kGamma, kBeta, kW2, kB2); }
 torch::Tensor x(const Rows& rows) { return make_logits(rows, torch::kFloat); }
 torch::Tensor held(std::size_t n) { return x(Rows(kHeldOut.begin(), kHeldOut.begin() + static_cast<long>(n))); }
 
@@ -94,8 +77,8 @@ void expect_bn(TtaSession& s, const std::vector<double>& gamma, const std::vecto
 TEST(EataTest, FisherIsTheBatchAverageOfSquaredPseudoLabelGradients) {
   TtaSession s("eata", R"({"fisher_size": 6})", tiny(), 3, held(6), 4);
   const StateDict state = s.handle().state_dict();
-  expect_vec_rel(state.at("fisher.0"), kFisherWeight, 1e-5);
-  expect_vec_rel(state.at("fisher.1"), kFisherBias, 1e-5);
+  expect_vec_rel(state.at("fisher.0"), kEataFisherWeight, 1e-5);
+  expect_vec_rel(state.at("fisher.1"), kEataFisherBias, 1e-5);
   expect_vec_near(state.at("anchor.0"), kGamma, kUnchanged);
   expect_vec_near(state.at("anchor.1"), kBeta, kUnchanged);
   EXPECT_EQ(state.count("average"), 0u);
@@ -120,7 +103,7 @@ TEST(EataTest, FisherUsesTheFirstFisherSizeHeldOutRowsInStreamSizedBatches) {
   {
     // More asked for than held out: all of them are used.
     TtaSession s("eata", R"({"fisher_size": 50})", tiny(), 3, held(6), 4);
-    expect_vec_rel(s.handle().state_dict().at("fisher.0"), kFisherWeight, 1e-5);
+    expect_vec_rel(s.handle().state_dict().at("fisher.0"), kEataFisherWeight, 1e-5);
   }
 }
 
@@ -183,7 +166,7 @@ TEST(EataTest, ResetRestoresTheSourceAndForgetsTheAverage) {
   expect_bn(s, kGamma, kBeta, kUnchanged);
   StateDict state = s.handle().state_dict();
   EXPECT_EQ(state.count("average"), 0u);
-  expect_vec_rel(state.at("fisher.0"), kFisherWeight, 1e-5);
+  expect_vec_rel(state.at("fisher.0"), kEataFisherWeight, 1e-5);
   const TtaStepResult r = s.step(x(kX1));
   expect_rows_near(r.logits, kSourceLogitsX1, kTol);
   EXPECT_EQ(r.num_used, 2);

@@ -6,25 +6,11 @@
 
 #include <filesystem>
 #include <map>
-#include <string_view>
 
 #include "plugins/method_handle.h"
 #include "reglab/method.h"
 
 namespace reglab::testing {
-namespace {
-
-class NullLogger final : public Logger {
- public:
-  void log(LogLevel, std::string_view) override {}
-};
-
-class NullSink final : public MetricSink {
- public:
-  void record(std::string_view, double, std::int64_t) override {}
-};
-
-}  // namespace
 
 const plugins::LoadedPlugin& build_plugin(const std::string& name) {
   static std::map<std::string, plugins::LoadedPlugin> loaded;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -19,6 +20,17 @@
 namespace reglab::testing {
 
 using Rows = std::vector<std::vector<double>>;
+
+// A method's log lines and metrics, dropped.
+class NullLogger final : public Logger {
+ public:
+  void log(LogLevel, std::string_view) override {}
+};
+
+class NullSink final : public MetricSink {
+ public:
+  void record(std::string_view, double, std::int64_t) override {}
+};
 
 // libreglab_<name>.so from REGLAB_BUILD_PLUGIN_DIR, loaded once per process.
 const plugins::LoadedPlugin& build_plugin(const std::string& name);

@@ -31,25 +31,15 @@
 #include <vector>
 
 #include "methods/method_harness.h"
+#include "methods/tta_fixture.h"
 #include "methods/tta_harness.h"
 #include "plugins/method_handle.h"
 
 namespace reglab::testing {
 namespace {
 
-const Rows kW1 = {{0.5, -0.3, 0.8}, {-0.6, 0.9, 0.2}, {0.3, 0.4, -0.7}, {0.8, 0.1, 0.5}};
-const std::vector<double> kB1 = {0.1, -0.2, 0.05, 0.0};
-const std::vector<double> kGamma = {1.0, 0.8, 1.2, 0.9};
-const std::vector<double> kBeta = {0.1, -0.1, 0.2, 0.0};
-const Rows kW2 = {{1.5, -1.0, 0.5, 2.0}, {-1.2, 1.8, 0.7, -0.5}, {0.4, -0.6, 2.5, 1.0}};
-const std::vector<double> kB2 = {0.1, 0.0, -0.1};
-const Rows kX1 = {{1.0, 0.5, -0.5}, {-0.8, 1.2, 0.3}, {0.2, -1.0, 1.5}, {1.5, 0.3, 0.8}};
-const Rows kX2 = {{-1.0, -0.5, 0.7}, {0.6, 0.9, -1.2}, {1.1, -0.4, 0.2}, {-0.3, 0.8, 1.0}};
+using namespace tta_fixture;
 
-const Rows kSourceLogitsX1 = {{0.926562428, 1.15718734, 4.03281212},
-                              {-0.947525859, 2.57516193, 0.219705492},
-                              {2.3258729, -1.58255637, 0.577626348},
-                              {4.09370613, -1.41531539, 2.48227501}};
 // The running statistics after one train-mode forward of kX1 (momentum 0.1, unbiased variance).
 const std::vector<double> kRunningMean1 = {0.0682500005, -0.0155000007, -0.0074999989, 0.0667500049};
 const std::vector<double> kRunningVar1 = {1.00552249, 1.01393664, 0.986436665, 0.96758914};
@@ -58,7 +48,6 @@ constexpr double kTol = 2e-5;
 // A value the step must leave alone: the float32 nearest the decimal constant.
 constexpr double kUnchanged = 1e-7;
 
-torch::nn::Sequential tiny() { return make_tiny_bn_model(kW1, kB1, kGamma, kBeta, kW2, kB2); }
 torch::Tensor x(const Rows& rows) { return make_logits(rows, torch::kFloat); }
 
 torch::nn::BatchNorm1dImpl& bn(TtaSession& s) { return *s.model()->ptr(1)->as<torch::nn::BatchNorm1dImpl>(); }

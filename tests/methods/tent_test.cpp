@@ -20,33 +20,19 @@
 #include <vector>
 
 #include "methods/method_harness.h"
+#include "methods/tta_fixture.h"
 #include "methods/tta_harness.h"
 #include "plugins/method_handle.h"
 
 namespace reglab::testing {
 namespace {
 
-const Rows kW1 = {{0.5, -0.3, 0.8}, {-0.6, 0.9, 0.2}, {0.3, 0.4, -0.7}, {0.8, 0.1, 0.5}};
-const std::vector<double> kB1 = {0.1, -0.2, 0.05, 0.0};
-const std::vector<double> kGamma = {1.0, 0.8, 1.2, 0.9};
-const std::vector<double> kBeta = {0.1, -0.1, 0.2, 0.0};
-const Rows kW2 = {{1.5, -1.0, 0.5, 2.0}, {-1.2, 1.8, 0.7, -0.5}, {0.4, -0.6, 2.5, 1.0}};
-const std::vector<double> kB2 = {0.1, 0.0, -0.1};
-const Rows kX1 = {{1.0, 0.5, -0.5}, {-0.8, 1.2, 0.3}, {0.2, -1.0, 1.5}, {1.5, 0.3, 0.8}};
-const Rows kX2 = {{-1.0, -0.5, 0.7}, {0.6, 0.9, -1.2}, {1.1, -0.4, 0.2}, {-0.3, 0.8, 1.0}};
-
-// The source model's outputs on kX1 with batch statistics: every method's
-// first prediction.
-const Rows kSourceLogitsX1 = {{0.926562428, 1.15718734, 4.03281212},
-                              {-0.947525859, 2.57516193, 0.219705492},
-                              {2.3258729, -1.58255637, 0.577626348},
-                              {4.09370613, -1.41531539, 2.48227501}};
+using namespace tta_fixture;
 
 constexpr double kTol = 2e-5;
 // A value the step must leave alone: the float32 nearest the decimal constant.
 constexpr double kUnchanged = 1e-7;
 
-torch::nn::Sequential tiny() { return make_tiny_bn_model(kW1, kB1, kGamma, kBeta, kW2, kB2); }
 torch::Tensor x(const Rows& rows) { return make_logits(rows, torch::kFloat); }
 
 torch::nn::BatchNorm1dImpl& bn(TtaSession& s) { return *s.model()->ptr(1)->as<torch::nn::BatchNorm1dImpl>(); }
@@ -68,7 +54,7 @@ TEST(TentTest, OneStepReturnsPreUpdateLogitsAndAdaptsOnlyBatchNormAffine) {
   EXPECT_EQ(r.num_used, 4);
   EXPECT_FALSE(r.logits.requires_grad());
   // Adam's first step moves each parameter by lr against its gradient's sign.
-  expect_bn(s, {1.00100005, 0.800999999, 1.20100009, 0.900999963}, {0.101000004, -0.0989999995, 0.199000001, 0.000999999931});
+  expect_bn(s, kTentGamma1, kTentBeta1);
   expect_rows_near(fc(s, 0).weight, kW1, kUnchanged);
   expect_vec_near(fc(s, 0).bias, kB1, 1e-7);
   expect_rows_near(fc(s, 3).weight, kW2, kUnchanged);
@@ -89,12 +75,8 @@ TEST(TentTest, SecondStepCarriesTheAdamMomentsAndEvalModeUsesBatchStatistics) {
   TtaSession s("tent", "{}", tiny(), 3);
   s.step(x(kX1));
   const TtaStepResult r = s.step(x(kX2));
-  expect_rows_near(r.logits, {{0.389115125, -0.184567019, -0.0384776667},
-                              {1.14848077, 1.46787298, 5.14240408},
-                              {4.56962967, -1.87590528, 2.30118942},
-                              {0.499395877, 0.889638364, -0.178304195}},
-                   kTol);
-  expect_bn(s, {1.00182676, 0.801897407, 1.20200014, 0.901943028}, {0.101864211, -0.0981823355, 0.198119029, 0.00161593838});
+  expect_rows_near(r.logits, kTentLogitsX2, kTol);
+  expect_bn(s, kTentGamma2, kTentBeta2);
   // As the official model after configure_model: eval mode still normalises with the batch.
   s.model()->eval();
   torch::NoGradGuard no_grad;

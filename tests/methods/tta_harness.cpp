@@ -6,35 +6,14 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
-#include <map>
 #include <string>
-#include <string_view>
 
 namespace reglab::testing {
 namespace {
 
-class NullLogger final : public Logger {
- public:
-  void log(LogLevel, std::string_view) override {}
-};
-
-class NullSink final : public MetricSink {
- public:
-  void record(std::string_view, double, std::int64_t) override {}
-};
-
 torch::Tensor matrix(const Rows& rows) { return make_logits(rows, torch::kFloat); }
 
 torch::Tensor vec(const std::vector<double>& v) { return torch::tensor(v, torch::kDouble).to(torch::kFloat); }
-
-// By name: a method may leave a registered buffer undefined (running
-// statistics switched off), which drops it from buffers().
-std::map<std::string, torch::Tensor> snapshot(torch::nn::Module& m) {
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& p : m.named_parameters()) out["p." + p.key()] = p.value().detach().clone();
-  for (const auto& b : m.named_buffers()) out["b." + b.key()] = b.value().detach().clone();
-  return out;
-}
 
 }  // namespace
 
@@ -69,14 +48,8 @@ TtaSession::TtaSession(const std::string& method, const std::string& params_json
   const MethodContext ctx{params_, *log_, *metrics_, kTta, 0, num_classes, 1, torch::kCPU, torch::kFloat};
   handle_->setup(ctx);
 
-  source_state_ = snapshot(*model_);
-  torch::nn::Sequential seq = model_;
-  tta_model_ = std::make_unique<TtaModel>(TtaModel{
-      *model_,
-      [](torch::nn::Module& m, const torch::Tensor& x) {
-        return dynamic_cast<torch::nn::SequentialImpl&>(m).forward(x);
-      },
-      [seq]() { return std::dynamic_pointer_cast<torch::nn::Module>(seq->clone()); }});
+  source_ = std::make_unique<paradigms::SourceWeights>(*model_);
+  tta_model_ = std::make_unique<TtaModel>(paradigms::sequential_tta_model(model_));
   if (!held_out_inputs.defined()) held_out_inputs = torch::empty({0}, torch::kFloat);
   tctx_ = TtaContext{held_out_inputs, batch_size, seed};
   handle_->tta_setup(*tta_model_, tctx_);
@@ -90,14 +63,7 @@ TtaStepResult TtaSession::step(const torch::Tensor& inputs) {
 }
 
 void TtaSession::reset() {
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : model_->named_parameters()) p.value().copy_(source_state_.at("p." + p.key()));
-    for (auto& b : model_->named_buffers()) {
-      const auto it = source_state_.find("b." + b.key());
-      if (it != source_state_.end()) b.value().copy_(it->second);
-    }
-  }
+  source_->restore(*model_);
   steps_ = 0;
   handle_->tta_setup(*tta_model_, tctx_);
 }

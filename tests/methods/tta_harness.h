@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "methods/method_harness.h"
+#include "paradigms/tta_model.h"
 #include "plugins/method_handle.h"
 #include "reglab/method.h"
 
@@ -39,7 +40,7 @@ class TtaSession {
 
   // One tta_step; the StepContext's step counter advances by one per call.
   TtaStepResult step(const torch::Tensor& inputs);
-  // Restores the source weights (parameters and buffers) in place and calls
+  // Restores the source weights in place (paradigms::SourceWeights) and calls
   // tta_setup again, as the paradigm does between corruptions.
   void reset();
   torch::nn::Sequential& model() { return model_; }
@@ -53,7 +54,7 @@ class TtaSession {
   torch::nn::Sequential model_;
   std::unique_ptr<TtaModel> tta_model_;
   TtaContext tctx_;
-  std::map<std::string, torch::Tensor> source_state_;  // "p.<name>" / "b.<name>"
+  std::unique_ptr<paradigms::SourceWeights> source_;
   std::int64_t steps_ = 0;
 };
 

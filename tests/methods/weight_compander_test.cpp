@@ -75,11 +75,6 @@ class NullLog final : public Logger {
   std::vector<std::string> lines;
 };
 
-class NullSink final : public MetricSink {
- public:
-  void record(std::string_view, double, std::int64_t) override {}
-};
-
 std::string error_of(const std::function<void()>& f) {
   try {
     f();

@@ -12,7 +12,7 @@ namespace reglab::cli {
 void add_probe(CLI::App& app, int& exit_code) {
   auto file = std::make_shared<std::string>();
   auto method = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("probe", "Evaluate a method's hooks on tensors from a JSON file; print loss, gradients, state.");
+  CLI::App* cmd = app.add_subcommand("probe", "Evaluate a method's hooks on tensors from a JSON file (training hooks: loss, gradients, state; tta hooks: logits and the model after each step).");
   cmd->footer("The request format is documented in plugins/README.md. Use '-' to read standard input.");
   cmd->add_option("request", *file, "JSON request file")->required();
   cmd->add_option("--method", *method, "method name (overrides the request's \"method\")");

@@ -17,6 +17,7 @@
 #include "models/models.h"
 #include "paradigms/checkpoint.h"
 #include "paradigms/classify.h"
+#include "paradigms/tta_model.h"
 #include "plugins/loader.h"
 #include "plugins/method_handle.h"
 #include "util/util.h"
@@ -201,35 +202,6 @@ std::pair<torch::Tensor, torch::Tensor> channel_stats(const torch::Tensor& x) {
   return {mean.to(torch::kFloat), std.to(torch::kFloat)};
 }
 
-// Restores the source weights in place and leaves the model as loaded: eval
-// mode, every parameter trainable, no gradients.
-class SourceWeights {
- public:
-  explicit SourceWeights(torch::nn::Module& m) {
-    for (const auto& p : m.named_parameters()) params_.emplace_back(p.key(), p.value().detach().clone());
-    for (const auto& b : m.named_buffers())
-      if (b.value().defined()) buffers_.emplace_back(b.key(), b.value().detach().clone());
-  }
-  void restore(torch::nn::Module& m) const {
-    torch::NoGradGuard no_grad;
-    auto params = m.named_parameters();
-    for (const auto& [name, value] : params_) {
-      torch::Tensor& p = params[name];
-      p.copy_(value);
-      p.mutable_grad() = torch::Tensor();
-      p.set_requires_grad(true);
-    }
-    auto buffers = m.named_buffers();
-    for (const auto& [name, value] : buffers_) {
-      if (buffers[name].defined()) buffers[name].copy_(value);
-    }
-    m.eval();
-  }
-
- private:
-  std::vector<std::pair<std::string, torch::Tensor>> params_, buffers_;
-};
-
 }  // namespace
 
 void run_tta(runner::TrialEnv& env) {
@@ -306,11 +278,7 @@ void run_tta(runner::TrialEnv& env) {
   MethodContext mctx{params, env.log, env.metrics, kTta, n_stream, num_classes, n_corruptions, device, torch::kFloat};
   method.setup(mctx);
 
-  TtaModel tta_model{*model,
-                     [](torch::nn::Module& m, const torch::Tensor& x) {
-                       return dynamic_cast<torch::nn::SequentialImpl&>(m).forward(x);
-                     },
-                     [&model]() { return std::dynamic_pointer_cast<torch::nn::Module>(model->clone()); }};
+  TtaModel tta_model = sequential_tta_model(model);
   const TtaContext tctx{held_out_x, batch_size, seed};
 
   // The clean error of the model as it now predicts (as_adapted) or in eval

@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "plugins/method_handle.h"
+#include "probe/request_parts.h"
 #include "probe/tensor_json.h"
+#include "probe/tta_probe.h"
 #include "reglab/method.h"
 
 namespace reglab::probe {
@@ -22,56 +24,10 @@ namespace {
 
 using nlohmann::json;
 
-using Keys = std::span<const std::string_view>;
+using namespace detail;
 constexpr std::string_view kRequestKeys[] = {"method",       "params", "dtype", "num_samples", "num_classes",
                                              "total_epochs", "state",  "steps", "paradigm"};
 constexpr std::string_view kStepKeys[] = {"logits", "labels", "indices", "epoch", "attention_logits", "attention_mask"};
-
-[[noreturn]] void bad(const std::string& message) {
-  throw std::invalid_argument("probe request: " + message);
-}
-
-std::string shape_text(const torch::Tensor& t) {
-  std::string s = "[";
-  for (std::int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + "]";
-}
-
-std::string joined(Keys keys) {
-  std::string s;
-  for (std::string_view k : keys) s += (s.empty() ? "" : ", ") + std::string(k);
-  return s;
-}
-
-void reject_unknown_keys(const json& object, Keys a, Keys b, const std::string& where) {
-  for (const auto& [key, value] : object.items()) {
-    const auto known = [&](Keys keys) {
-      return std::find(keys.begin(), keys.end(), key) != keys.end();
-    };
-    if (!known(a) && !known(b))
-      bad("unknown key '" + key + "' in " + where + " (expected " + joined(a) +
-          (b.empty() ? "" : ", " + joined(b)) + ")");
-  }
-}
-
-// An optional integer field >= `min`.
-std::int64_t int_field(const json& object, const char* key, const std::string& where,
-                       std::int64_t fallback, std::int64_t min) {
-  if (!object.contains(key)) return fallback;
-  const json& v = object.at(key);
-  if (!v.is_number_integer()) bad(where + key + " must be an integer, got " + v.dump());
-  const std::int64_t x = v.get<std::int64_t>();
-  if (x < min) bad(where + key + " must be at least " + std::to_string(min) + ", got " + std::to_string(x));
-  return x;
-}
-
-torch::Tensor tensor_field(const json& value, torch::ScalarType dtype, const std::string& what) {
-  try {
-    return tensor_from_json(value, dtype, what);
-  } catch (const std::invalid_argument& e) {
-    bad(e.what());
-  }
-}
 
 struct Step {
   torch::Tensor logits;   // [B, K], the probe dtype
@@ -146,37 +102,6 @@ Step parse_step(const json& s, const std::string& prefix, torch::ScalarType dtyp
   return step;
 }
 
-class CollectingLogger final : public Logger {
- public:
-  void log(LogLevel level, std::string_view message) override {
-    static constexpr const char* kNames[] = {"debug", "info", "warn", "error"};
-    lines_.push_back(std::string(kNames[static_cast<int>(level)]) + ": " + std::string(message));
-  }
-  json take() { return std::exchange(lines_, {}); }
-  bool empty() const { return lines_.empty(); }
-
- private:
-  std::vector<std::string> lines_;
-};
-
-class CollectingSink final : public MetricSink {
- public:
-  void record(std::string_view key, double value, std::int64_t step) override {
-    records_.push_back({{"key", std::string(key)}, {"value", value}, {"step", step}});
-  }
-  json take() { return std::exchange(records_, json::array()); }
-  bool empty() const { return records_.empty(); }
-
- private:
-  json records_ = json::array();
-};
-
-json state_to_json(const StateDict& state) {
-  json out = json::object();
-  for (const auto& [name, tensor] : state) out[name] = tensor_to_json(tensor);
-  return out;
-}
-
 StateDict parse_state(const json& given, const StateDict& current, const std::string& method) {
   if (!given.is_object()) bad("state must be an object of name -> nested list");
   std::string names;
@@ -214,11 +139,7 @@ Request parse_request(const json& request, bool mil) {
       if (request.contains(key)) bad(std::string(key) + " at the top level cannot be combined with steps");
   reject_unknown_keys(request, kRequestKeys, r.listed ? Keys() : Keys(kStepKeys), "the request");
 
-  if (request.contains("dtype")) {
-    const json& d = request.at("dtype");
-    if (d == "float32") r.dtype = torch::kFloat;
-    else if (d != "float64") bad("dtype must be \"float32\" or \"float64\", got " + d.dump());
-  }
+  r.dtype = dtype_field(request, torch::kDouble);
 
   if (r.listed) {
     const json& list = request.at("steps");
@@ -271,26 +192,30 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
   const std::string method = plugin.name();
   if (request.contains("method") && request.at("method") != method)
     bad("method " + request.at("method").dump() + " does not match the plugin given ('" + method + "')");
-  // The paradigm whose training_loss to run: as asked, else classify when the
-  // method supports it, else mil.
-  Paradigm paradigm = (plugin.info->paradigms & kClassify) || !(plugin.info->paradigms & kMil) ? kClassify : kMil;
+  // The paradigm whose hooks to run: as asked, else classify when the method
+  // supports it, else mil, else tta.
+  const std::uint32_t supported = plugin.info->paradigms;
+  Paradigm paradigm = (supported & kClassify) ? kClassify : (supported & kMil) ? kMil : (supported & kTta) ? kTta : kClassify;
   if (request.contains("paradigm")) {
     const json& p = request.at("paradigm");
     if (p == "mil") paradigm = kMil;
     else if (p == "classify") paradigm = kClassify;
-    else bad("paradigm must be \"classify\" or \"mil\" (the paradigms with training_loss), got " + p.dump());
+    else if (p == "tta") paradigm = kTta;
+    else bad("paradigm must be \"classify\", \"mil\" (training_loss) or \"tta\" (tta_step), got " + p.dump());
+  }
+  if (paradigm == kTta) {
+    if (!(supported & kTta)) bad("method '" + method + "' does not support the tta paradigm");
+    return run_tta_probe(request, plugin);
   }
   const char* paradigm_name = paradigm == kMil ? "mil" : "classify";
   if (!(plugin.info->paradigms & paradigm))
     bad("method '" + method + "' does not support the " + paradigm_name +
-        " paradigm; the probe runs training_loss only (classify or mil)");
+        " paradigm");
   const Request r = parse_request(request, paradigm == kMil);
   const std::vector<Step>& steps = r.steps;
   const std::int64_t total_epochs = r.total_epochs;
 
-  const json params_json = request.value("params", json::object());
-  if (!params_json.is_object()) bad("params must be an object, got " + params_json.dump());
-  const Params params = plugins::resolve_params(*plugin.info, params_json.dump());
+  const Params params = request_params(request, plugin);
 
   CollectingLogger logger;
   CollectingSink sink;
@@ -302,14 +227,12 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
 
   json out = {{"method", method},
               {"version", plugin.info->version},
-              {"dtype", r.dtype == torch::kDouble ? "float64" : "float32"},
+              {"dtype", dtype_name(r.dtype)},
               {"paradigm", paradigm_name},
               {"num_samples", r.num_samples},
               {"num_classes", r.num_classes},
               {"total_epochs", total_epochs},
-              {"params", json::object()}};
-  for (const auto& [name, value] : params.values())
-    out["params"][name] = std::visit([](const auto& x) { return json(x); }, value);
+              {"params", params_to_json(params)}};
   if (!sink.empty()) out["metrics"] = sink.take();
 
   torch::AutoGradMode grad_mode(true);

@@ -17,6 +17,10 @@
 // [B, H, N] (and optionally "attention_mask" [B, N] of 0/1); they become a
 // second leaf, and the step's result adds "grad_attention_logits".
 //
+// For the tta paradigm ("paradigm": "tta", the default for a method that
+// supports tta but neither classify nor mil) the request gives a model and
+// inputs instead; see probe/tta_probe.h.
+//
 // The whole request is validated before any training hook runs (state entries
 // after setup(), against the method's own state_dict()). A malformed request
 // (missing or ragged logits, a label outside [0, K), an unknown key, method or
