@@ -85,7 +85,11 @@ PaddedBatch left_pad(const std::vector<std::vector<std::int64_t>>& rows, std::in
 
 torch::Tensor nucleus_mask(const torch::Tensor& probs, double top_p) {
   auto [sorted, order] = probs.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
-  auto before = sorted.cumsum(-1) - sorted;  // mass ahead of each token in sorted order
+  // Mass ahead of each token in sorted order, as a shifted cumulative sum (not
+  // cumsum − p, whose rounding would move tokens across an exact boundary).
+  auto cumulative = sorted.cumsum(-1);
+  auto before = torch::cat(
+      {torch::zeros_like(cumulative.narrow(-1, 0, 1)), cumulative.narrow(-1, 0, cumulative.size(-1) - 1)}, -1);
   auto keep_sorted = before.lt(top_p);
   return torch::zeros_like(sorted).scatter(-1, order, keep_sorted.to(sorted.scalar_type())).gt(0.5);
 }
