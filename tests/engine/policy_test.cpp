@@ -203,6 +203,24 @@ TEST(Policy, ForwardMatchesAnIndependentComposition) {
   EXPECT_LT((ours - ref).abs().max().item<double>(), 1e-4);
 }
 
+TEST(Policy, GradientsFlowThroughAPaddedBatch) {
+  torch::manual_seed(11);
+  Policy policy(small_options());
+  auto tokens = torch::randint(3, 20, {2, 6});
+  auto mask = torch::ones({2, 6}, torch::kBool);
+  mask.index_put_({0, torch::indexing::Slice(0, 4)}, false);
+  auto out = policy->forward(tokens, mask);
+  torch::log_softmax(out.logits, -1).masked_select(mask.unsqueeze(-1)).sum().backward();
+  for (const auto& [name, p] : policy->named_parameters().pairs()) {
+    ASSERT_TRUE(p.grad().defined()) << name;
+    EXPECT_TRUE(torch::isfinite(p.grad()).all().item<bool>()) << name;
+  }
+  // Positions 0..5 are used (row 1 has six real tokens), 6..31 never.
+  auto g = policy->named_parameters()["position_embedding.weight"].grad();
+  EXPECT_GT(g.slice(0, 0, 6).abs().sum(1).min().item<double>(), 0.0);
+  EXPECT_EQ(g.slice(0, 6, 32).abs().sum().item<double>(), 0.0);
+}
+
 TEST(Policy, RejectsBadOptionsAndOverlongInput) {
   auto o = small_options();
   o.heads = 5;  // does not divide 32

@@ -27,7 +27,7 @@
 // result has N ≤ max_new_tokens columns. Finished rows keep being fed pad_id as
 // real (mask true) columns, as policy.h describes; their outputs are ignored.
 //
-// Runs under NoGradGuard. Throws std::invalid_argument on bad options or when
+// The generator must live on the prompts' device. Runs under NoGradGuard. Throws std::invalid_argument on bad options or when
 // the prompts plus max_new_tokens do not fit the policy's context.
 #pragma once
 
