@@ -22,6 +22,8 @@
 //      as the official code compares) every member gets 0.75 / −0.75. A
 //      cluster of one gets 1.0 (majority) / −0.5 (minority).
 // When "no answer" wins the vote, every valid response is in the minority.
+// The official code scores every vote of a prompt (n_votes, 64) in one group
+// and trains on the first n_samples (32) of them with those rewards.
 // The official code embeds the text after </think> with an external
 // embedder in float32; here the caller supplies the embeddings, and the
 // cosine is computed in their dtype, the rest in double.

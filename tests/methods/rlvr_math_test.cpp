@@ -233,6 +233,31 @@ TEST(RlvrKl, LowVarKlClampedWithGradients) {
   }
 }
 
+TEST(RlvrKl, OverflowGivesANaNGradientUnderTheForkOnly) {
+  // d = ref − lp = 100: e^d overflows float. The value is the clamp's 10 in
+  // both; the fork's gradient at that token is NaN, b178a3c's is 0 (official
+  // runs of both give exactly this). The same holds for the PPO ratio.
+  const torch::Tensor ref = make({0.0f, -1.5f}, {1, 2});
+  const torch::Tensor m = torch::ones({1, 2});
+  for (const Convention c : {Convention::fork, Convention::b178a3c}) {
+    const torch::Tensor lp = make({-100.0f, -1.0f}, {1, 2}).requires_grad_(true);
+    const torch::Tensor loss = rlvr::agg_loss(rlvr::low_var_kl(lp, ref, c), m, AggMode::token_mean, c);
+    loss.backward();
+    expect_values(loss, {5.05326557});
+    EXPECT_EQ(std::isnan(lp.grad()[0][0].item<double>()), c == Convention::fork);
+    EXPECT_NEAR(lp.grad()[0][1].item<double>(), 0.196734667, 1e-6);
+
+    rlvr::PolicyLossOptions o;
+    o.convention = c;
+    const torch::Tensor lp2 = make({100.0f, 0.0f}, {1, 2}).requires_grad_(true);
+    const auto out = rlvr::ppo_policy_loss(torch::zeros({1, 2}), lp2, -torch::ones({1, 2}), m, o);
+    out.loss.backward();
+    expect_values(out.loss, {2.0});
+    EXPECT_EQ(std::isnan(lp2.grad()[0][0].item<double>()), c == Convention::fork);
+    EXPECT_NEAR(lp2.grad()[0][1].item<double>(), 0.5, 1e-6);
+  }
+}
+
 // ---------------------------------------------------------------- entropy
 
 TEST(RlvrEntropy, FullVocabularyEntropyEveryAggregationWithLogitGradients) {

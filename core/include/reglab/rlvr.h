@@ -12,7 +12,8 @@
 // They agree on every well-formed input (log-ratios within ±20, every row
 // with at least one response token) and differ only at the edges:
 //   - b178a3c clamps the PPO log-ratio and the k3 log-ratio to ±20 before
-//     exp; the fork does not.
+//     exp; the fork does not, so there a log-ratio beyond float's exp range
+//     (≈ 88) gives an infinite ratio and a NaN gradient at that token.
 //   - agg token-mean: fork Σ(x·m)/(Σm + 1e-8); b178a3c Σ(x·m)/Σm and x is
 //     zeroed outside the mask first (a NaN there cannot leak in).
 //   - agg seq-mean-*: the fork averages over every row (a row without tokens
@@ -205,8 +206,9 @@ struct PolicyLoss {
 //   l1 = −A·ρ,  l2 = −A·clip(ρ, 1 − ε_low, 1 + ε_high),  l = max(l1, l2);
 //   for A < 0:  l = min(l, −A·c).
 // old_log_prob, log_prob, advantages, response_mask: [B, T]. The three
-// diagnostics use masked_mean (Σ(x·m)/(Σm + 1e-8)) in both conventions and
-// carry no gradient; the loss is aggregated with options.agg.
+// diagnostics are masked means Σ(x·m)/(Σm + 1e-8) (b178a3c zeroes x outside
+// the mask first) and carry no gradient; the loss is aggregated with
+// options.agg.
 inline PolicyLoss ppo_policy_loss(const torch::Tensor& old_log_prob, const torch::Tensor& log_prob,
                                   const torch::Tensor& advantages, const torch::Tensor& response_mask,
                                   const PolicyLossOptions& options = {}) {
@@ -218,7 +220,11 @@ inline PolicyLoss ppo_policy_loss(const torch::Tensor& old_log_prob, const torch
   if (!(options.clip_low >= 0.0) || !(options.clip_high >= 0.0))
     throw std::invalid_argument("rlvr: ppo_policy_loss: clip ranges must be >= 0");
   const torch::Tensor m = response_mask.to(log_prob.scalar_type());
-  auto masked_mean = [&](const torch::Tensor& x) { return ((x * m).sum() / (m.sum() + 1e-8)).detach(); };
+  const torch::Tensor keep = response_mask.to(torch::kBool);
+  auto masked_mean = [&](const torch::Tensor& x) {
+    const torch::Tensor v = options.convention == Convention::b178a3c ? torch::where(keep, x, torch::zeros_like(x)) : x;
+    return ((v * m).sum() / (m.sum() + 1e-8)).detach();
+  };
 
   torch::Tensor log_ratio = log_prob - old_log_prob;
   if (options.convention == Convention::b178a3c) log_ratio = log_ratio.clamp(-20.0, 20.0);
@@ -243,8 +249,11 @@ inline PolicyLoss ppo_policy_loss(const torch::Tensor& old_log_prob, const torch
 
 // verl's kl_penalty(..., "low_var_kl") (k3): with d = ref_lp − lp,
 //   k3 = e^d − d − 1, clamped to [−10, 10];
-// b178a3c clamps d to ±20 first. Per token [B, T], differentiable in
-// log_prob; aggregate with agg_loss and add coef × it to the loss.
+// b178a3c clamps d to ±20 first. That clamp never changes the value (any
+// |d| > 20 gives k3 > 10) but keeps the gradient finite: without it, a d
+// beyond float's exp range makes e^d infinite and the (zero) gradient through
+// the outer clamp NaN. Per token [B, T], differentiable in log_prob;
+// aggregate with agg_loss and add coef × it to the loss.
 inline torch::Tensor low_var_kl(const torch::Tensor& log_prob, const torch::Tensor& ref_log_prob,
                                 Convention convention = Convention::fork) {
   detail::require_same_shape(log_prob, ref_log_prob, "low_var_kl: log_prob and ref_log_prob");
