@@ -85,7 +85,10 @@ inline void require_2d(const torch::Tensor& t, const char* what) {
 
 // verl's agg_loss: a scalar from a per-token matrix `loss_mat` [B, T] and
 // the response mask [B, T] (1 at response tokens, 0 at padding), on one
-// micro-batch (data-parallel size 1). Differentiable in loss_mat.
+// micro-batch (data-parallel size 1). Differentiable in loss_mat. Both
+// versions' FSDP actor (dp_actor.py) then multiply each micro-batch's loss
+// by 1/gradient_accumulation before backward; b178a3c's global token counts
+// (global_batch_info) are filled only by its newer engine path.
 //   token-mean           mean over all response tokens of the batch
 //   seq-mean-token-sum   mean over rows of the row's token sum
 //   seq-mean-token-mean  mean over rows of the row's token mean
