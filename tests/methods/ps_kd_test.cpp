@@ -289,23 +289,14 @@ TEST_P(PsKdDtype, StateDictRoundTrip) {
 INSTANTIATE_TEST_SUITE_P(Dtypes, PsKdDtype, ::testing::Values(torch::kDouble, torch::kFloat),
                          [](const auto& info) { return info.param == torch::kDouble ? "Float64" : "Float32"; });
 
-class QuietLogger final : public Logger {
- public:
-  void log(LogLevel, std::string_view) override {}
-};
-class QuietSink final : public MetricSink {
- public:
-  void record(std::string_view, double, std::int64_t) override {}
-};
-
 // After epoch 0, training_loss only reads P; the batch's rows change in
 // after_optimizer_step. In epoch 0, training_loss writes the one-hot rows.
 TEST(PsKd, StateChangesOnlyAfterTheOptimizerStepAfterEpochZero) {
   MethodSession s("ps_kd", "{}", 2, 3, 2, torch::kDouble);
   const torch::Tensor prior = torch::tensor({0.2, 0.3, 0.5, 0.6, 0.3, 0.1}, torch::kDouble).reshape({2, 3});
   s.handle().load_state_dict({{"past_predictions", prior}});
-  QuietLogger log;
-  QuietSink sink;
+  NullLogger log;
+  NullSink sink;
   Outputs outputs;
   outputs.set("logits", make_logits({{1.0, 0.0, -1.0}}, torch::kDouble).requires_grad_(true));
   const Batch batch{torch::Tensor(), torch::tensor({2L}), torch::tensor({1L})};
