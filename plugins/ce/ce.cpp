@@ -38,4 +38,4 @@ REGLAB_PLUGIN(CrossEntropy,
               .name = "ce", .version = "1.0.0",
               .summary = "Cross-entropy with hard labels, batch mean (the baseline)",
               .paper = "-- (standard maximum-likelihood training)",
-              .paradigms = reglab::kClassify)
+              .paradigms = reglab::kClassify | reglab::kSft)

@@ -29,7 +29,8 @@ TEST(MilKeys, BelongToTheMilParadigmOnly) {
   EXPECT_EQ(key_paradigms("model.mil.heads"), static_cast<std::uint32_t>(kMil));
   EXPECT_EQ(key_paradigms("task.bags_per_step"), static_cast<std::uint32_t>(kMil));
   EXPECT_EQ(key_paradigms("task.epochs"), 0u);
-  EXPECT_EQ(key_paradigms("model.hidden"), 0u);
+  // The image classifier's keys apply to the image paradigms, not to the policy ones.
+  EXPECT_EQ(key_paradigms("model.hidden"), static_cast<std::uint32_t>(kClassify | kMil | kTta));
 }
 
 TEST(MilKeys, AMilTrialGetsTheirDefaults) {

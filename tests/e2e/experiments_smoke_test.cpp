@@ -14,11 +14,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<fs::path> experiment_files(bool tta) {
+// The studies of one family ("tta_", "rlvr_"), or with "" every other one.
+std::vector<fs::path> experiment_files(const std::string& family) {
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(fs::path(REGLAB_PROJECT_SOURCE_DIR) / "experiments"))
-    if (e.path().extension() == ".toml" && reglab::util::starts_with(e.path().filename().string(), "tta_") == tta)
-      files.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(fs::path(REGLAB_PROJECT_SOURCE_DIR) / "experiments")) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != ".toml") continue;
+    const bool tta = reglab::util::starts_with(name, "tta_"), rlvr = reglab::util::starts_with(name, "rlvr_");
+    if (family.empty() ? !tta && !rlvr : reglab::util::starts_with(name, family)) files.push_back(e.path());
+  }
   std::sort(files.begin(), files.end());
   return files;
 }
@@ -41,7 +45,7 @@ std::string toml_inline(const reglab::config::Json& j) {
 }  // namespace
 
 TEST(Experiments, EverySweepRunsInSmokeMode) {
-  const std::vector<fs::path> files = experiment_files(false);  // the tta studies: below
+  const std::vector<fs::path> files = experiment_files("");  // the tta and rlvr studies: below
   ASSERT_FALSE(files.empty());
   for (const fs::path& file : files) {
     SCOPED_TRACE(file.string());
@@ -67,7 +71,7 @@ TEST(Experiments, EverySweepRunsInSmokeMode) {
 // (and named on stdout), so the studies are checked against every tta method
 // the build has.
 TEST(Experiments, EveryTtaStudyRunsInSmokeMode) {
-  const std::vector<fs::path> files = experiment_files(true);
+  const std::vector<fs::path> files = experiment_files("tta_");
   ASSERT_EQ(files.size(), 4u);  // standard, continual (and its EATA margins), openset
   for (const fs::path& file : files) {
     SCOPED_TRACE(file.string());
@@ -104,6 +108,39 @@ TEST(Experiments, EveryTtaStudyRunsInSmokeMode) {
       EXPECT_EQ(run.status, reglab::store::RunStatus::kCompleted) << run.error;
       EXPECT_EQ(s.metrics(run.id, "tta.err").size(), 1u);
       EXPECT_EQ(s.metrics(run.id, "tta.err.contrast").size(), 1u);
+    }
+  }
+}
+
+// The rlvr studies start from a warm-up stage (init.from = "stages/X.toml");
+// smoke mode swaps it for stages/smoke/X.toml (the same policy, one epoch on
+// 200 worked examples) and runs two RL steps of two prompts, evaluated on a
+// handful of prompts. Every method of the study runs.
+TEST(Experiments, EveryRlvrStudyRunsInSmokeMode) {
+  const std::vector<fs::path> files = experiment_files("rlvr_");
+  ASSERT_EQ(files.size(), 1u);  // label_free
+  for (const fs::path& file : files) {
+    SCOPED_TRACE(file.string());
+    const reglab::config::Document doc = reglab::config::load_toml_file(file);
+    const std::string from = doc.tree.at("init").at("from").get<std::string>();
+    ASSERT_TRUE(reglab::util::starts_with(from, "stages/")) << from;
+    const std::string smoke_stage = "stages/smoke/" + from.substr(std::string("stages/").size());
+    ASSERT_TRUE(fs::exists(file.parent_path() / smoke_stage)) << smoke_stage;
+    CliSandbox box;
+    auto r = box.run({"run", file.string(), "--set", "sweep.seeds=[0]", "--set", "init.from=\"" + smoke_stage + "\"",
+                      "--set", "rlvr.steps=2", "--set", "rlvr.prompts=2", "--set", "rlvr.eval_every=2", "--set",
+                      "rlvr.eval_samples=4", "--set", "arith.eval_prompts=10", "-j", "2"});
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("eval.id.pass_at_1"), std::string::npos) << r.out;
+    reglab::store::Store s(box.db());
+    const auto sweep = s.find_sweep(doc.tree.at("sweep").at("name").get<std::string>());
+    ASSERT_TRUE(sweep.has_value());
+    const auto runs = s.list_runs(sweep->id);
+    EXPECT_EQ(runs.size(), doc.tree.at("sweep").at("variants").size());
+    for (const auto& run : runs) {
+      EXPECT_EQ(run.status, reglab::store::RunStatus::kCompleted) << run.error;
+      EXPECT_EQ(s.metrics(run.id, "eval.id.pass_at_1").size(), 2u);
+      EXPECT_EQ(s.metrics(run.id, "rlvr.reward").size(), 2u);
     }
   }
 }

@@ -193,7 +193,9 @@ TEST(Aem, RefusesMissingOrMisshapenAttention) {
             std::string::npos);
   EXPECT_NE(error_of({{"paradigm", "tta"}, {"logits", z}, {"labels", {0}}}).find("does not support the tta paradigm"),
             std::string::npos);
-  EXPECT_NE(error_of({{"paradigm", "rlvr"}, {"logits", z}, {"labels", {0}}}).find("paradigm must be \"classify\", \"mil\""),
+  EXPECT_NE(error_of({{"paradigm", "rlvr"}, {"logits", z}, {"labels", {0}}}).find("does not support the rlvr paradigm"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"paradigm", "sft"}, {"logits", z}, {"labels", {0}}}).find("paradigm must be \"classify\", \"mil\""),
             std::string::npos);
   EXPECT_NE(error_of({{"logits", z}, {"labels", {0}}, {"attention_logits", {{{0.0, 1.0}}}}, {"attention_mask", {{1, 2}}}})
                 .find("attention_mask[0][1] = 2 is not 0 or 1"),

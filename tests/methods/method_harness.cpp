@@ -45,12 +45,13 @@ StepResult run_step(const std::string& method, const std::string& params_json, c
 }
 
 MethodSession::MethodSession(const std::string& method, const std::string& params_json, std::int64_t num_samples,
-                             std::int64_t num_classes, std::int64_t total_epochs, torch::ScalarType dtype)
+                             std::int64_t num_classes, std::int64_t total_epochs, torch::ScalarType dtype,
+                             Paradigm paradigm)
     : log_(std::make_unique<NullLogger>()), metrics_(std::make_unique<NullSink>()), total_epochs_(total_epochs) {
   const plugins::LoadedPlugin& plugin = build_plugin(method);
   params_ = plugins::resolve_params(*plugin.info, params_json);
   handle_ = std::make_unique<plugins::MethodHandle>(plugin);
-  const MethodContext ctx{params_,      *log_, *metrics_, kClassify, num_samples, num_classes, total_epochs,
+  const MethodContext ctx{params_,      *log_, *metrics_, paradigm, num_samples, num_classes, total_epochs,
                           torch::kCPU, dtype};
   handle_->setup(ctx);
 }

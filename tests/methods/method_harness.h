@@ -51,7 +51,8 @@ StepResult run_step(const std::string& method, const std::string& params_json, c
 class MethodSession {
  public:
   MethodSession(const std::string& method, const std::string& params_json, std::int64_t num_samples,
-                std::int64_t num_classes, std::int64_t total_epochs, torch::ScalarType dtype);
+                std::int64_t num_classes, std::int64_t total_epochs, torch::ScalarType dtype,
+                Paradigm paradigm = kClassify);
   ~MethodSession();
   MethodSession(const MethodSession&) = delete;
   MethodSession& operator=(const MethodSession&) = delete;
@@ -59,6 +60,8 @@ class MethodSession {
   StepResult step(const torch::Tensor& logits, const std::vector<std::int64_t>& labels,
                   const std::vector<std::int64_t>& indices, std::int64_t epoch = 0);
   plugins::MethodHandle& handle() { return *handle_; }
+  // A StepContext for calling the handle's hooks directly (rlvr, tta).
+  StepContext context(std::int64_t epoch, std::int64_t step) { return {epoch, total_epochs_, step, *log_, *metrics_}; }
 
  private:
   Params params_;

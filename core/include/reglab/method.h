@@ -30,6 +30,21 @@
 //     tta_setup(model, tctx)                      choose what adapts, modes, optimizer
 //     for each test batch: result = tta_step(inputs, step)
 //
+// The rlvr paradigm (RL on a policy that writes checkable answers) owns
+// sampling, old and reference log-probs, advantages and the optimizer; a
+// method supplies the rewards and the loss:
+//
+//   setup(ctx)                                    once per trial
+//   rlvr_requirements()                           once, after setup
+//   for each RL step:
+//     for each prompt's group of votes: rewards(group, step)
+//     (the paradigm keeps the first rlvr.trained votes of each group and
+//      computes group-relative advantages from their rewards)
+//     [rlvr_extra_rows(sampler, step)]            may replace rows of the batch
+//     for each PPO epoch, for each mini-batch:
+//       loss = policy_loss(batch, step)
+//       (backward, gradient clipping, optimizer step — done by the paradigm)
+//
 // Model transformations (re-parameterisations such as weight norm, spectral
 // norm or the weight compander) use transform_model and before_forward; see
 // their comments below. The probe has no model and never calls them.
@@ -45,7 +60,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -176,6 +193,70 @@ struct TtaStepResult {
   std::int64_t num_used = 0;  // samples whose loss drove an update; 0 when no step was taken
 };
 
+// What an rlvr method needs from the paradigm, asked once after setup.
+struct RlvrRequirements {
+  // The true answer of each prompt in RlvrGroup::truth. Only a supervised
+  // baseline asks for it; label-free methods never see it.
+  bool ground_truth = false;
+  // Response embeddings in RlvrGroup::embeddings (rlvr.embedding says which).
+  bool embeddings = false;
+};
+
+// One prompt's votes, given to rewards(). Answers are the parsed final
+// answers of the responses, in sampling order; nullopt = invalid (no
+// parseable final answer).
+struct RlvrGroup {
+  std::vector<std::optional<std::int64_t>> answers;  // [N] votes
+  torch::Tensor embeddings;                          // [N, D] float; undefined unless asked for
+  std::optional<std::int64_t> truth;                 // set only with RlvrRequirements::ground_truth
+  std::int64_t prompt = 0;                           // 0-based position of the prompt in this step
+};
+
+// One mini-batch of responses for policy_loss, [B, T] over response
+// positions (T = the longest response of the mini-batch).
+struct RlvrBatch {
+  torch::Tensor log_prob;       // [B, T] of the sampled tokens under the current policy; differentiable
+  torch::Tensor logits;         // [B, T, V] the current policy's logits divided by the temperature; differentiable
+  torch::Tensor old_log_prob;   // [B, T] under the policy that sampled them (before this step's update)
+  torch::Tensor ref_log_prob;   // [B, T] under the frozen reference (warm-up) policy
+  torch::Tensor advantages;     // [B, T] the row's advantage at each response token, 0 at padding
+  torch::Tensor response_mask;  // [B, T] float: 1 at response tokens (up to and including <eos>)
+  torch::Tensor rows;           // [B] int64: each row's position in the step's batch
+};
+
+// What policy_loss returns. clip_fraction is the fraction of response tokens
+// whose clipped term was the larger one (NaN when the loss does not clip).
+struct RlvrLoss {
+  torch::Tensor loss;  // scalar, differentiable in log_prob / logits
+  double clip_fraction = std::numeric_limits<double>::quiet_NaN();
+};
+
+// Rows sampled for a method by RlvrSampler (AEPO's regulariser batch).
+struct RlvrRows {
+  std::vector<double> rewards;       // [R] from the method's rewards() on each prompt's group
+  std::vector<std::int64_t> prompt;  // [R] the prompt each row answers (position in this step)
+  std::int64_t handle = -1;          // the paradigm's reference to the rows' tokens
+};
+
+// Lets a method sample more responses during a step.
+struct RlvrSampler {
+  // n responses to each of `prompts` (positions in this step's prompt list)
+  // at `temperature`; rewards come from the method's rewards(), old
+  // log-probs are taken at the paradigm's temperature (rlvr.temperature).
+  std::function<RlvrRows(const std::vector<std::int64_t>& prompts, std::int64_t n, double temperature)> sample;
+  std::int64_t num_prompts = 0;  // prompts in this step
+  std::int64_t batch_rows = 0;   // rows of the ordinary batch (prompts × rlvr.trained)
+};
+
+// A method's change to a step's batch: rows `keep` of `rows` (indices into
+// them), with the given advantages, replace the first keep.size() rows of
+// the ordinary batch.
+struct RlvrBatchEdit {
+  RlvrRows rows;
+  std::vector<std::int64_t> keep;
+  std::vector<double> advantages;  // one per kept row
+};
+
 class Method {
  public:
   virtual ~Method() = default;
@@ -242,6 +323,28 @@ class Method {
   // returned (before or after the update, as the method's code does).
   virtual TtaStepResult tta_step(const torch::Tensor& /*inputs*/, const StepContext& /*step*/) {
     throw std::logic_error("tta_step is not implemented by this method");
+  }
+
+  // rlvr: what the method needs in each RlvrGroup; asked once after setup.
+  virtual RlvrRequirements rlvr_requirements() const { return {}; }
+
+  // rlvr: one reward per vote of one prompt's group (group.answers.size()
+  // values). The paradigm trains on the first rlvr.trained of them.
+  virtual std::vector<double> rewards(const RlvrGroup& /*group*/, const StepContext& /*step*/) {
+    throw std::logic_error("rewards is not implemented by this method");
+  }
+
+  // rlvr: called once per step after the ordinary batch's advantages are
+  // known; a method that adds its own rows (AEPO) samples them with
+  // `sampler` and returns the edit. Default: no change.
+  virtual std::optional<RlvrBatchEdit> rlvr_extra_rows(RlvrSampler& /*sampler*/, const StepContext& /*step*/) {
+    return std::nullopt;
+  }
+
+  // rlvr: the loss of one mini-batch. StepContext::epoch is the RL step's
+  // 0-based index among total_epochs RL steps.
+  virtual RlvrLoss policy_loss(const RlvrBatch& /*batch*/, const StepContext& /*step*/) {
+    throw std::logic_error("policy_loss is not implemented by this method");
   }
 
   virtual StateDict state_dict() const { return {}; }

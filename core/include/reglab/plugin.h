@@ -39,6 +39,7 @@ enum Paradigm : std::uint32_t {
   kMil = 1u << 1,
   kTta = 1u << 2,
   kRlvr = 1u << 3,
+  kSft = 1u << 4,  // supervised next-token training of an rlvr policy (its warm-up stage)
 };
 
 enum class ParamType : std::uint32_t { kBool, kInt, kFloat, kString, kIntList, kFloatList, kStringList };

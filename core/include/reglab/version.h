@@ -7,7 +7,8 @@
 
 namespace reglab {
 
-inline constexpr unsigned kApiVersion = 3;  // 2: Method::transform_model, before_forward; 3: tta_setup, tta_step
+inline constexpr unsigned kApiVersion = 4;  // 2: Method::transform_model, before_forward; 3: tta_setup, tta_step;
+                                           // 4: the rlvr hooks (rewards, policy_loss, ...), Paradigm kSft
 inline constexpr const char* kVersion = "0.1.0";
 
 }  // namespace reglab

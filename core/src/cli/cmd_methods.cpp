@@ -16,6 +16,7 @@ std::string paradigm_names(std::uint32_t bits) {
   if (bits & kMil) out.push_back("mil");
   if (bits & kTta) out.push_back("tta");
   if (bits & kRlvr) out.push_back("rlvr");
+  if (bits & kSft) out.push_back("sft");
   return util::join(out, ", ");
 }
 

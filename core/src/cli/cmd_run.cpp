@@ -26,7 +26,7 @@ struct RunArgs {
   bool dry_run = false;
   bool retry_failed = false;
   double trial_timeout = 0;
-  std::string metric;  // empty: test.acc, or tta.err for a sweep of tta trials
+  std::string metric;  // empty: test.acc, tta.err for a sweep of tta trials, eval.id.pass_at_1 for rlvr
   bool no_compare = false;
   std::string progress = "auto";
   std::string executor = "local";
@@ -125,12 +125,15 @@ int run_command(const RunArgs& a, const GlobalOptions& g) {
     co.sweep = sw.name;
     co.metric = a.metric;
     if (co.metric.empty()) {
-      // A tta sweep has no test.acc: its headline is the online error.
-      const bool all_tta = !sw.trials.empty() && std::all_of(sw.trials.begin(), sw.trials.end(), [](const auto& t) {
-        const config::Json* p = config::get_path(t.config, "task.paradigm");
-        return p != nullptr && *p == "tta";
-      });
-      co.metric = all_tta ? "tta.err" : "test.acc";
+      // tta and rlvr sweeps have no test.acc: their headlines are the online
+      // error and the in-domain pass@1 at the end.
+      auto all_of_paradigm = [&](const char* name) {
+        return !sw.trials.empty() && std::all_of(sw.trials.begin(), sw.trials.end(), [&](const auto& t) {
+          const config::Json* p = config::get_path(t.config, "task.paradigm");
+          return p != nullptr && *p == name;
+        });
+      };
+      co.metric = all_of_paradigm("tta") ? "tta.err" : all_of_paradigm("rlvr") ? "eval.id.pass_at_1" : "test.acc";
     }
     co.by = varying_keys(sw);
     try {
@@ -170,7 +173,8 @@ void add_run(CLI::App& app, GlobalOptions& g, int& exit_code) {
   cmd->add_option("--trial-timeout", args->trial_timeout, "seconds before a trial is killed and marked failed (0 = none)")
       ->capture_default_str();
   cmd->add_option("--metric", args->metric,
-                  "metric of the closing comparison table (default: test.acc; tta.err when every trial is tta)");
+                  "metric of the closing comparison table (default: test.acc; tta.err when every trial is tta, "
+                  "eval.id.pass_at_1 when every trial is rlvr)");
   cmd->add_flag("--no-compare", args->no_compare, "do not print the comparison table at the end");
   cmd->add_option("--progress", args->progress, "auto (live on a terminal), live, or plain")
       ->check(CLI::IsMember({"auto", "live", "plain"}))->capture_default_str();

@@ -1,4 +1,5 @@
 // config/validate.cpp — one trial configuration against the core and method schemas.
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -18,7 +19,8 @@ struct ParadigmName {
   std::uint32_t bit;
   const char* name;
 };
-constexpr ParadigmName kParadigms[] = {{kClassify, "classify"}, {kMil, "mil"}, {kTta, "tta"}, {kRlvr, "rlvr"}};
+constexpr ParadigmName kParadigms[] = {{kClassify, "classify"}, {kMil, "mil"}, {kTta, "tta"}, {kRlvr, "rlvr"},
+                                       {kSft, "sft"}};
 
 std::string paradigm_list(std::uint32_t bits) {
   std::vector<std::string> out;
@@ -205,6 +207,84 @@ class Validator {
     if (paradigm_bit_ == kMil) check_mil(trial);
     if (paradigm_bit_ == kClassify || paradigm_bit_ == kTta) check_classes(trial);
     if (paradigm_bit_ == kTta) check_tta(trial);
+    if (paradigm_bit_ == kSft || paradigm_bit_ == kRlvr) check_policy_task(trial);
+    if (paradigm_bit_ == kRlvr) check_rlvr(trial);
+  }
+
+  static std::int64_t int_or(const Json& v, std::int64_t fallback) {
+    return v.is_number_integer() ? v.get<std::int64_t>() : fallback;
+  }
+
+  // The longest prompt and response of the in-domain and out-of-domain
+  // problems; zero when a value is missing or of the wrong type (reported
+  // elsewhere). Mirrors data/arith.h: a prompt is <bos> a OP b '\n'; a
+  // response has 9 characters per column, then the answer and <eos>.
+  static std::int64_t longest_example(const Json& trial, const char* ops_key, const char* max_key) {
+    const Json ops = value_or_default(trial, ops_key);
+    const std::int64_t digits = int_or(value_or_default(trial, max_key), 0);
+    if (!ops.is_array() || digits <= 0) return 0;
+    std::int64_t longest = 0;
+    for (const Json& op : ops) {
+      if (!op.is_string()) continue;
+      const bool mul = op == "mul";
+      const std::int64_t prompt = 1 + digits + 1 + (mul ? 1 : digits) + 1;
+      const std::int64_t answer = digits + 1;  // a carry can add one digit
+      const std::int64_t response = 9 * digits + answer + 1;
+      longest = std::max(longest, prompt + response);
+    }
+    return longest;
+  }
+
+  void check_policy_task(const Json& trial) {
+    const std::int64_t d = int_or(value_or_default(trial, "policy.d_model"), 0);
+    const std::int64_t heads = int_or(value_or_default(trial, "policy.heads"), 0);
+    if (d > 0 && heads > 0 && d % heads != 0) {
+      add("policy.heads", std::to_string(heads) + " heads do not divide policy.d_model = " + std::to_string(d));
+    }
+    for (const auto& [lo, hi] : {std::pair{"arith.min_digits", "arith.max_digits"},
+                                 std::pair{"arith.ood_min_digits", "arith.ood_max_digits"}}) {
+      const std::int64_t a = int_or(value_or_default(trial, lo), 0);
+      const std::int64_t b = int_or(value_or_default(trial, hi), 0);
+      if (a > 0 && b > 0 && a > b) add(lo, "is " + std::to_string(a) + ", more than " + hi + " = " + std::to_string(b));
+    }
+    for (const char* key : {"arith.ops", "arith.ood_ops"}) {
+      const Json ops = value_or_default(trial, key);
+      if (ops.is_array() && ops.empty()) add(key, "lists no operation");
+    }
+    const std::int64_t context = int_or(value_or_default(trial, "policy.context"), 0);
+    const std::int64_t id = longest_example(trial, "arith.ops", "arith.max_digits");
+    const std::int64_t ood = longest_example(trial, "arith.ood_ops", "arith.ood_max_digits");
+    const std::int64_t need = std::max(id, ood);
+    if (context > 0 && need > context) {
+      add("policy.context", "is " + std::to_string(context) + " tokens, shorter than the longest prompt plus "
+                            "its worked answer (" + std::to_string(need) + " tokens, " +
+                            (ood > id ? "out-of-domain problems of arith.ood_max_digits" : "problems of arith.max_digits") +
+                            " digits)");
+    }
+  }
+
+  void check_rlvr(const Json& trial) {
+    const Json* from = get_path(trial, "init.from");
+    if (from == nullptr || !from->is_string() || from->get<std::string>().empty()) {
+      add("init.from", "an rlvr trial starts from a warm-up policy: set init.from to the sft configuration "
+                       "(a TOML file) that trains it");
+    }
+    const std::int64_t votes = int_or(value_or_default(trial, "rlvr.votes"), 0);
+    const std::int64_t trained = int_or(value_or_default(trial, "rlvr.trained"), 0);
+    if (trained == 1) {
+      add("rlvr.trained", "is 1: advantages are relative to the other responses of the same prompt, so a group "
+                          "needs at least 2");
+    }
+    if (votes > 0 && trained > 0 && votes < trained) {
+      add("rlvr.votes", "is " + std::to_string(votes) + ", fewer than rlvr.trained = " + std::to_string(trained) +
+                            ": the trained responses are the first of the votes");
+    }
+    const Json t = value_or_default(trial, "rlvr.temperature");
+    if (t.is_number() && !(t.get<double>() > 0)) {
+      add("rlvr.temperature", "must be > 0 (log-probs are taken from logits / temperature), got " + t.dump());
+    }
+    const Json top_p = value_or_default(trial, "rlvr.top_p");
+    if (top_p.is_number() && !(top_p.get<double>() > 0)) add("rlvr.top_p", "must be > 0, got " + top_p.dump());
   }
 
   // The number of classes of the configured dataset, 0 when not known here.

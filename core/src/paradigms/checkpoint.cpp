@@ -4,9 +4,48 @@
 #include <torch/optim/optimizer.h>
 #include <torch/serialize.h>
 
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 namespace reglab::paradigms {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+std::string shape_text(c10::IntArrayRef sizes) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+  return out + "]";
+}
+
+// LibTorch's Module::load replaces each tensor's storage with the archive's,
+// shape included, so a checkpoint of another architecture would load
+// without a word. Every tensor's shape is checked first.
+void load_model_checked(torch::serialize::InputArchive& model_archive, torch::nn::Module& model) {
+  std::map<std::string, std::vector<std::int64_t>> expected;
+  for (const auto& p : model.named_parameters()) expected[p.key()] = p.value().sizes().vec();
+  for (const auto& b : model.named_buffers())
+    if (b.value().defined()) expected[b.key()] = b.value().sizes().vec();
+  model.load(model_archive);
+  for (const auto& p : model.named_parameters()) {
+    const auto& want = expected.at(p.key());
+    if (p.value().sizes().vec() != want)
+      throw std::runtime_error("parameter '" + p.key() + "' has shape " + shape_text(p.value().sizes()) +
+                               " in the checkpoint, the model expects " + shape_text(want));
+  }
+  for (const auto& b : model.named_buffers()) {
+    const auto it = expected.find(b.key());
+    if (b.value().defined() && it != expected.end() && b.value().sizes().vec() != it->second)
+      throw std::runtime_error("buffer '" + b.key() + "' has shape " + shape_text(b.value().sizes()) +
+                               " in the checkpoint, the model expects " + shape_text(it->second));
+  }
+}
+
+}  // namespace
+
 
 void save_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                      const StateDict& method_state, LoopPosition position) {
@@ -31,7 +70,7 @@ RestoredCheckpoint load_checkpoint(const fs::path& file, torch::nn::Module& mode
   archive.read("model", model_archive);
   archive.read("optimizer", optim_archive);
   archive.read("method", method_archive);
-  model.load(model_archive);
+  load_model_checked(model_archive, model);
   optimizer.load(optim_archive);
   RestoredCheckpoint out;
   for (const std::string& k : method_archive.keys()) {
@@ -50,7 +89,7 @@ void load_model_weights(const fs::path& file, torch::nn::Module& model) {
   torch::serialize::InputArchive archive, model_archive;
   archive.load_from(file.string());
   archive.read("model", model_archive);
-  model.load(model_archive);
+  load_model_checked(model_archive, model);
 }
 
 LoopPosition resume_or_restart(const std::filesystem::path& file, torch::nn::Module& model,

@@ -99,6 +99,56 @@ void MethodHandle::tta_setup(TtaModel& model, const TtaContext& ctx) {
   call("tta_setup", [&] { method_->tta_setup(model, ctx); });
 }
 
+RlvrRequirements MethodHandle::rlvr_requirements() const {
+  return call("rlvr_requirements", [&] { return method_->rlvr_requirements(); });
+}
+
+std::vector<double> MethodHandle::rewards(const RlvrGroup& group, const StepContext& step) {
+  return call("rewards", [&] {
+    std::vector<double> r = method_->rewards(group, step);
+    if (r.size() != group.answers.size()) {
+      throw std::runtime_error("returned " + std::to_string(r.size()) + " rewards for a group of " +
+                               std::to_string(group.answers.size()) + " responses");
+    }
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (!std::isfinite(r[i])) throw std::runtime_error("reward " + std::to_string(i) + " is not finite");
+    }
+    return r;
+  });
+}
+
+std::optional<RlvrBatchEdit> MethodHandle::rlvr_extra_rows(RlvrSampler& sampler, const StepContext& step) {
+  return call("rlvr_extra_rows", [&] {
+    std::optional<RlvrBatchEdit> edit = method_->rlvr_extra_rows(sampler, step);
+    if (!edit) return edit;
+    const auto rows = static_cast<std::int64_t>(edit->rows.rewards.size());
+    if (edit->advantages.size() != edit->keep.size()) {
+      throw std::runtime_error("the edit keeps " + std::to_string(edit->keep.size()) + " rows but gives " +
+                               std::to_string(edit->advantages.size()) + " advantages");
+    }
+    if (static_cast<std::int64_t>(edit->keep.size()) > sampler.batch_rows) {
+      throw std::runtime_error("the edit replaces " + std::to_string(edit->keep.size()) + " rows of a batch of " +
+                               std::to_string(sampler.batch_rows));
+    }
+    for (std::size_t i = 0; i < edit->keep.size(); ++i) {
+      if (edit->keep[i] < 0 || edit->keep[i] >= rows)
+        throw std::runtime_error("kept row " + std::to_string(edit->keep[i]) + " is outside the " +
+                                 std::to_string(rows) + " sampled rows");
+      if (!std::isfinite(edit->advantages[i]))
+        throw std::runtime_error("advantage " + std::to_string(i) + " is not finite");
+    }
+    return edit;
+  });
+}
+
+RlvrLoss MethodHandle::policy_loss(const RlvrBatch& batch, const StepContext& step) {
+  return call("policy_loss", [&] {
+    RlvrLoss out = method_->policy_loss(batch, step);
+    if (!out.loss.defined() || out.loss.numel() != 1) throw std::runtime_error("the loss must be a scalar tensor");
+    return out;
+  });
+}
+
 TtaStepResult MethodHandle::tta_step(const torch::Tensor& inputs, const StepContext& step) {
   return call("tta_step", [&] {
     TtaStepResult result = method_->tta_step(inputs, step);

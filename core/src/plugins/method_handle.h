@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,14 @@ class MethodHandle {
   void tta_setup(TtaModel& model, const TtaContext& ctx);
   // Also checks the result: logits [B, K] for the B inputs, 0 <= num_used <= B.
   TtaStepResult tta_step(const torch::Tensor& inputs, const StepContext& step);
+  RlvrRequirements rlvr_requirements() const;
+  // Also checks the result: one finite reward per answer of the group.
+  std::vector<double> rewards(const RlvrGroup& group, const StepContext& step);
+  // Also checks the edit: kept indices inside the rows, one finite advantage
+  // each, and no more rows than `sampler.batch_rows`.
+  std::optional<RlvrBatchEdit> rlvr_extra_rows(RlvrSampler& sampler, const StepContext& step);
+  // Also checks the result: a defined scalar loss.
+  RlvrLoss policy_loss(const RlvrBatch& batch, const StepContext& step);
 
  private:
   template <class F>

@@ -16,6 +16,7 @@
 #include "plugins/method_handle.h"
 #include "probe/request_parts.h"
 #include "probe/tensor_json.h"
+#include "probe/rlvr_probe.h"
 #include "probe/tta_probe.h"
 #include "reglab/method.h"
 
@@ -193,19 +194,29 @@ json run_probe(const json& request, const plugins::LoadedPlugin& plugin) {
   if (request.contains("method") && request.at("method") != method)
     bad("method " + request.at("method").dump() + " does not match the plugin given ('" + method + "')");
   // The paradigm whose hooks to run: as asked, else classify when the method
-  // supports it, else mil, else tta.
+  // supports it, else mil, else tta, else rlvr.
   const std::uint32_t supported = plugin.info->paradigms;
-  Paradigm paradigm = (supported & kClassify) ? kClassify : (supported & kMil) ? kMil : (supported & kTta) ? kTta : kClassify;
+  Paradigm paradigm = (supported & kClassify) ? kClassify
+                      : (supported & kMil)    ? kMil
+                      : (supported & kTta)    ? kTta
+                      : (supported & kRlvr)   ? kRlvr
+                                              : kClassify;
   if (request.contains("paradigm")) {
     const json& p = request.at("paradigm");
     if (p == "mil") paradigm = kMil;
     else if (p == "classify") paradigm = kClassify;
     else if (p == "tta") paradigm = kTta;
-    else bad("paradigm must be \"classify\", \"mil\" (training_loss) or \"tta\" (tta_step), got " + p.dump());
+    else if (p == "rlvr") paradigm = kRlvr;
+    else bad("paradigm must be \"classify\", \"mil\" (training_loss), \"tta\" (tta_step) or \"rlvr\" (rewards, "
+             "policy_loss), got " + p.dump());
   }
   if (paradigm == kTta) {
     if (!(supported & kTta)) bad("method '" + method + "' does not support the tta paradigm");
     return run_tta_probe(request, plugin);
+  }
+  if (paradigm == kRlvr) {
+    if (!(supported & kRlvr)) bad("method '" + method + "' does not support the rlvr paradigm");
+    return run_rlvr_probe(request, plugin);
   }
   const char* paradigm_name = paradigm == kMil ? "mil" : "classify";
   if (!(plugin.info->paradigms & paradigm))

@@ -12,6 +12,8 @@
 
 #include "paradigms/classify.h"
 #include "paradigms/mil.h"
+#include "paradigms/rlvr.h"
+#include "paradigms/sft.h"
 #include "paradigms/tta.h"
 #include "stages/checkpoint.h"
 #include "runner/trial_env.h"
@@ -123,6 +125,10 @@ int run_trial_process(const TrialProcessOptions& options) {
       paradigms::run_mil(env);
     } else if (paradigm == "tta") {
       paradigms::run_tta(env);
+    } else if (paradigm == "sft") {
+      paradigms::run_sft(env);
+    } else if (paradigm == "rlvr") {
+      paradigms::run_rlvr(env);
     } else if (paradigm == "classify") {
       paradigms::run_classify(env);
     } else {

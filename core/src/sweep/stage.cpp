@@ -61,19 +61,29 @@ std::string StageResolver::attach(config::Json& trial, const config::SourceMap& 
     order_.push_back(id);
   }
   const Stage& stage = it->second;
-  // A stage trains a classifier; classify trials fine-tune it and tta trials
-  // adapt it at test time.
-  const config::Json* trial_paradigm = config::get_path(trial, "task.paradigm");
-  if (trial_paradigm != nullptr && *trial_paradigm != "classify" && *trial_paradigm != "tta")
-    return problem("this trial is a " + trial_paradigm->get<std::string>() +
-                   " trial; init.from works with classify and tta trials");
-  const config::Json* stage_paradigm = config::get_path(stage.config, "task.paradigm");
-  if (stage_paradigm != nullptr && *stage_paradigm != "classify")
-    return problem("the stage " + stage.file.string() + " is a " + stage_paradigm->get<std::string>() +
-                   " trial; a stage must be a classify configuration");
+  // A classify stage trains a classifier that classify trials fine-tune and
+  // tta trials adapt at test time; an sft stage trains the warm-up policy
+  // that rlvr trials start from.
+  auto paradigm_of = [](const config::Json& cfg) {
+    const config::Json* p = config::get_path(cfg, "task.paradigm");
+    return p != nullptr && p->is_string() ? p->get<std::string>() : std::string("classify");
+  };
+  const std::string trial_paradigm = paradigm_of(trial);
+  const std::string stage_paradigm = paradigm_of(stage.config);
+  const bool policy_trial = trial_paradigm == "rlvr";
+  if (trial_paradigm != "classify" && trial_paradigm != "tta" && !policy_trial)
+    return problem("this trial is a " + trial_paradigm + " trial; init.from works with classify, tta and rlvr trials");
+  const std::string wanted = policy_trial ? "sft" : "classify";
+  if (stage_paradigm != wanted)
+    return problem("the stage " + stage.file.string() + " is a " + stage_paradigm + " trial; this " + trial_paradigm +
+                   " trial starts from a" + (wanted == "sft" ? "n " : " ") + wanted + " configuration");
   // The trial loads the stage's weights into its own model: they must be the
-  // same model, and learn the same classes from the same inputs.
-  for (const char* key : {"model", "data.dataset", "data.synthetic.features", "data.synthetic.classes", "data.classes"}) {
+  // same model, and (classifiers) learn the same classes from the same inputs.
+  const std::vector<std::string> same =
+      policy_trial ? std::vector<std::string>{"policy"}
+                   : std::vector<std::string>{"model", "data.dataset", "data.synthetic.features",
+                                              "data.synthetic.classes", "data.classes"};
+  for (const std::string& key : same) {
     const config::Json* mine = config::get_path(trial, key);
     const config::Json* theirs = config::get_path(stage.config, key);
     if ((mine == nullptr) != (theirs == nullptr) || (mine != nullptr && *mine != *theirs)) {
