@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "data/arith.h"
+#include "engine/policy_fixture.h"
 #include "paradigms/checkpoint.h"
 #include "store/temp_db.h"
 
@@ -25,22 +26,10 @@ using reglab::paradigms::PackedRows;
 using reglab::paradigms::TokenRow;
 
 PolicyOptions options(std::int64_t vocab = arith::kVocabSize) {
-  PolicyOptions o;
-  o.vocab_size = vocab;
-  o.d_model = 32;
-  o.depth = 2;
-  o.heads = 4;
-  o.context = 64;
-  return o;
+  return reglab::testing::small_policy_options(64, true, vocab);
 }
 
-Policy random_policy(std::uint64_t seed) {
-  torch::manual_seed(seed);
-  Policy policy(options());
-  torch::NoGradGuard no_grad;
-  for (auto& p : policy->parameters()) p.normal_(0.0, 0.3);
-  return policy;
-}
+Policy random_policy(std::uint64_t seed) { return reglab::testing::random_small_policy(seed); }
 
 TEST(PolicyTask, PackRowsLeftPadsPromptsAndRightPadsResponses) {
   const std::vector<TokenRow> rows = {{{1, 4, 13, 5, 19}, {7, 2}}, {{1, 6, 19}, {3, 8, 9, 2}}};

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/policy_fixture.h"
+
 namespace {
 
 using reglab::models::KvCache;
@@ -19,16 +21,7 @@ using reglab::models::Policy;
 using reglab::models::PolicyOptions;
 using reglab::models::positions_from_mask;
 
-PolicyOptions small_options() {
-  PolicyOptions o;
-  o.vocab_size = 20;
-  o.d_model = 32;
-  o.depth = 2;
-  o.heads = 4;
-  o.context = 32;
-  o.mlp_ratio = 4;
-  return o;
-}
+PolicyOptions small_options() { return reglab::testing::small_policy_options(/*context=*/32); }
 
 // Larger weights than the default initialisation, so that logits differ by
 // far more than float rounding and a wrong mask or position shows.

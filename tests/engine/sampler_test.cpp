@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "engine/policy_fixture.h"
+
 namespace {
 
 using reglab::models::choose_tokens;
@@ -31,25 +33,9 @@ constexpr std::int64_t kPad = 0;
 
 at::Generator seeded(std::uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
-PolicyOptions small_options(bool tied = true) {
-  PolicyOptions o;
-  o.vocab_size = 20;
-  o.d_model = 32;
-  o.depth = 2;
-  o.heads = 4;
-  o.context = 64;
-  o.tie_embeddings = tied;
-  return o;
-}
+PolicyOptions small_options(bool tied = true) { return reglab::testing::small_policy_options(64, tied); }
 
-// A random policy with peaked, input-dependent distributions.
-Policy random_policy(std::uint64_t seed) {
-  torch::manual_seed(seed);
-  Policy policy(small_options());
-  torch::NoGradGuard no_grad;
-  for (auto& p : policy->parameters()) p.normal_(0.0, 0.3);
-  return policy;
-}
+Policy random_policy(std::uint64_t seed) { return reglab::testing::random_small_policy(seed); }
 
 // Logits = `logits` at every position, whatever the input.
 Policy constant_policy(const std::vector<double>& logits) {

@@ -18,15 +18,6 @@
 namespace reglab::testing {
 namespace {
 
-class NullLog final : public Logger {
- public:
-  void log(LogLevel, std::string_view) override {}
-};
-class NullMetrics final : public MetricSink {
- public:
-  void record(std::string_view, double, std::int64_t) override {}
-};
-
 torch::nn::Sequential tiny_model(bool with_bn = true) {
   torch::nn::Sequential seq;
   torch::NoGradGuard no_grad;
@@ -67,8 +58,8 @@ struct Session {
   TtaStepResult step(const torch::Tensor& x) { return handle.tta_step(x, StepContext{0, 1, steps++, log, sink}); }
 
   torch::nn::Sequential model;
-  NullLog log;
-  NullMetrics sink;
+  NullLogger log;
+  NullSink sink;
   Params params;
   plugins::MethodHandle handle;
   TtaModel tta_model;
