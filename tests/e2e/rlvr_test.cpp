@@ -39,7 +39,7 @@ TEST(Rlvr, WarmUpStageThenThreeMethodsFromTheSameStart) {
   CliSandbox box;
   box.write("stage.toml", stage());
   const auto sweep = box.write("rl.toml", rlvr_sweep("steps = 2\nprompts = 2\nvotes = 4\ntrained = 2\neval_every = 1\n"
-                                                    "eval_samples = 4\nembedding = \"char_ngram\"\n"));
+                                                     "eval_samples = 4\nembedding = \"char_ngram\"\n"));
   const auto r = box.run({"run", sweep.string(), "-j", "2", "--no-compare"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
 
@@ -126,13 +126,14 @@ TEST(Rlvr, BadInputIsRejectedBeforeAnythingRuns) {
   }
   // No warm-up stage; a classify stage in its place; an image-model key.
   std::string no_stage = rlvr_sweep("steps = 1\n");
-  no_stage.replace(no_stage.find("[init]\nfrom = \"stage.toml\"\n"), std::string("[init]\nfrom = \"stage.toml\"\n").size(),
-                   "[model]\narch = \"mlp\"\n");
+  no_stage.replace(no_stage.find("[init]\nfrom = \"stage.toml\"\n"),
+                   std::string("[init]\nfrom = \"stage.toml\"\n").size(), "[model]\narch = \"mlp\"\n");
   const auto file = box.write("no_stage.toml", no_stage);
   const auto r = box.run({"run", file.string(), "--dry-run"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("key 'init.from': an rlvr trial starts from a warm-up policy"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("key 'model.arch': only applies to the paradigm classify, mil, tta"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("key 'model.arch': only applies to the paradigm classify, mil, tta"), std::string::npos)
+      << r.err;
   box.write("classify_stage.toml", "[method]\nname = \"ce\"\n");
   std::string wrong = rlvr_sweep("steps = 1\n");
   wrong.replace(wrong.find("stage.toml"), std::string("stage.toml").size(), "classify_stage.toml");

@@ -3,7 +3,6 @@
 // sampler's own), the evaluation metrics' invariants, the character n-gram
 // embedding, and loading a warm-up checkpoint that does not fit.
 #include "paradigms/policy_task.h"
-#include "paradigms/rlvr.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -15,6 +14,7 @@
 #include "data/arith.h"
 #include "engine/policy_fixture.h"
 #include "paradigms/checkpoint.h"
+#include "paradigms/rlvr.h"
 #include "store/temp_db.h"
 
 namespace {
@@ -75,7 +75,8 @@ TEST(PolicyTask, PackedLogProbsEqualTheSamplersOwn) {
   }
   const PackedRows packed = reglab::paradigms::pack_rows(rows, torch::kCPU);
   torch::NoGradGuard no_grad;
-  const torch::Tensor z = reglab::paradigms::response_logits(policy->forward(packed.tokens, packed.attention_mask).logits, packed);
+  const torch::Tensor z =
+      reglab::paradigms::response_logits(policy->forward(packed.tokens, packed.attention_mask).logits, packed);
   const torch::Tensor lp = reglab::paradigms::token_log_probs(z / 0.7, packed);
   const std::int64_t width = packed.response.size(1);
   ASSERT_LE(width, out.logprobs.size(1));

@@ -29,11 +29,10 @@ class Lines final : public Logger {
   std::vector<std::string> lines;
 };
 
-const Json kPolicy = {{"d_model", 32}, {"depth", 1}, {"heads", 2}, {"context", 48}, {"mlp_ratio", 4},
-                      {"tie_embeddings", true}};
-const Json kArith = {{"ops", {"add"}},        {"min_digits", 1},     {"max_digits", 2},
-                     {"ood_ops", {"add"}},    {"ood_min_digits", 3}, {"ood_max_digits", 3},
-                     {"eval_prompts", 6}};
+const Json kPolicy = {{"d_model", 32}, {"depth", 1},     {"heads", 2},
+                      {"context", 48}, {"mlp_ratio", 4}, {"tie_embeddings", true}};
+const Json kArith = {{"ops", {"add"}},      {"min_digits", 1},     {"max_digits", 2},  {"ood_ops", {"add"}},
+                     {"ood_min_digits", 3}, {"ood_max_digits", 3}, {"eval_prompts", 6}};
 
 Json sft_trial() {
   return Json{{"seed", 0},
@@ -53,8 +52,15 @@ Json rlvr_trial(const std::string& method) {
               {"policy", kPolicy},
               {"arith", kArith},
               {"rlvr",
-               {{"steps", 4}, {"prompts", 2}, {"pool", 50}, {"votes", 4}, {"trained", 3}, {"eval_every", 2},
-                {"eval_samples", 4}, {"minibatch", 4}, {"ppo_epochs", 2}}}};
+               {{"steps", 4},
+                {"prompts", 2},
+                {"pool", 50},
+                {"votes", 4},
+                {"trained", 3},
+                {"eval_every", 2},
+                {"eval_samples", 4},
+                {"minibatch", 4},
+                {"ppo_epochs", 2}}}};
 }
 
 struct Trial {
@@ -98,7 +104,8 @@ TEST(RlvrParadigm, AResumedTrialEndsExactlyAsAnUninterruptedOne) {
   fs::create_directories(warm);
   Lines warm_log;
   const std::int64_t warm_id = db.ensure_run(sweep, "warm", "", sft_trial().dump(), "ce");
-  run(sft_trial(), Trial{db, warm_id, warm, {}}, [] { return false; }, warm_log);
+  run(
+      sft_trial(), Trial{db, warm_id, warm, {}}, [] { return false; }, warm_log);
   ASSERT_TRUE(fs::exists(warm / "checkpoint.pt"));
   EXPECT_EQ(values(db, warm_id, "sft.loss").size(), 1u);
 
@@ -109,20 +116,23 @@ TEST(RlvrParadigm, AResumedTrialEndsExactlyAsAnUninterruptedOne) {
   fs::create_directories(a);
   fs::create_directories(b);
   Lines log_a, log_b1, log_b2;
-  run(cfg, Trial{db, straight, a, warm / "checkpoint.pt"}, [] { return false; }, log_a);
-  EXPECT_THROW(run(cfg, Trial{db, resumed, b, warm / "checkpoint.pt"}, [&] { return fs::exists(b / "checkpoint.pt"); },
-                   log_b1),
-               runner::Interrupted);
+  run(
+      cfg, Trial{db, straight, a, warm / "checkpoint.pt"}, [] { return false; }, log_a);
+  EXPECT_THROW(
+      run(
+          cfg, Trial{db, resumed, b, warm / "checkpoint.pt"}, [&] { return fs::exists(b / "checkpoint.pt"); }, log_b1),
+      runner::Interrupted);
   EXPECT_EQ(values(db, resumed, "rlvr.reward").size(), 2u) << "stopped after the checkpoint of step 2";
-  run(cfg, Trial{db, resumed, b, warm / "checkpoint.pt"}, [] { return false; }, log_b2);
+  run(
+      cfg, Trial{db, resumed, b, warm / "checkpoint.pt"}, [] { return false; }, log_b2);
   bool said = false;
   for (const std::string& line : log_b2.lines) said |= line.find("resumed from") != std::string::npos;
   EXPECT_TRUE(said);
   // Evaluations at steps 0, 2 and 4; training metrics at 1..4.
   EXPECT_EQ(values(db, straight, "eval.id.pass_at_4").size(), 3u);
-  for (const std::string key : {"rlvr.reward", "rlvr.kl", "rlvr.entropy", "rlvr.loss", "rlvr.grad_norm",
-                                "rlvr.label_acc", "eval.id.pass_at_1", "eval.id.entropy", "eval.ood.maj_at_4",
-                                "method.entropy_history_mean"}) {
+  for (const std::string key :
+       {"rlvr.reward", "rlvr.kl", "rlvr.entropy", "rlvr.loss", "rlvr.grad_norm", "rlvr.label_acc", "eval.id.pass_at_1",
+        "eval.id.entropy", "eval.ood.maj_at_4", "method.entropy_history_mean"}) {
     const auto x = values(db, straight, key), y = values(db, resumed, key);
     ASSERT_FALSE(x.empty()) << key;
     ASSERT_EQ(x.size(), y.size()) << key;

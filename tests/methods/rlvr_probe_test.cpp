@@ -2,9 +2,9 @@
 // loss of given logits, without a policy. Expected values are worked out by
 // hand below; the request is checked before any hook runs.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "methods/method_harness.h"
@@ -32,19 +32,15 @@ std::string error_of(const json& request) {
 // denominator; the KL term's gradient 1 − e^(ref − lp) vanishes at ref = lp.
 json one_token_loss() {
   const double half = std::log(0.5);
-  return {{"logits", {{{0.0, 0.0}}}},
-          {"tokens", {{1}}},
-          {"old_log_prob", {{half}}},
-          {"ref_log_prob", {{half}}},
-          {"advantages", {1.0}},
-          {"response_mask", {{1}}}};
+  return {{"logits", {{{0.0, 0.0}}}}, {"tokens", {{1}}},     {"old_log_prob", {{half}}},
+          {"ref_log_prob", {{half}}}, {"advantages", {1.0}}, {"response_mask", {{1}}}};
 }
 
 TEST(RlvrProbe, GrpoRewardsWithTheTruthAndAHandWorkedLoss) {
-  const json out = probe::run_probe({{"method", "grpo"},
-                                     {"paradigm", "rlvr"},
-                                     {"steps", {{{"groups", {{{"answers", {3, nullptr, 4, 3}}, {"truth", 3}}}},
-                                                 {"loss", one_token_loss()}}}}});
+  const json out = probe::run_probe(
+      {{"method", "grpo"},
+       {"paradigm", "rlvr"},
+       {"steps", {{{"groups", {{{"answers", {3, nullptr, 4, 3}}, {"truth", 3}}}}, {"loss", one_token_loss()}}}}});
   EXPECT_EQ(out.at("paradigm"), "rlvr");
   EXPECT_EQ(out.at("requirements").at("ground_truth"), true);
   EXPECT_EQ(out.at("requirements").at("embeddings"), false);

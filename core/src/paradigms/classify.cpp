@@ -13,6 +13,7 @@
 #include "metrics/metrics.h"
 #include "models/models.h"
 #include "paradigms/checkpoint.h"
+#include "paradigms/device.h"
 #include "paradigms/optim.h"
 #include "plugins/loader.h"
 #include "plugins/method_handle.h"
@@ -88,10 +89,7 @@ void run_classify(runner::TrialEnv& env) {
   const std::int64_t batch_size = task.value("batch_size", std::int64_t{128});
   const std::int64_t eval_batch = task.value("eval_batch_size", std::int64_t{1000});
   const std::int64_t checkpoint_every = task.value("checkpoint_every", std::int64_t{1});
-  const std::string device_name = task.value("device", std::string("cpu"));
-  if (device_name == "cuda" && !torch::cuda::is_available())
-    throw std::runtime_error("task.device = \"cuda\" but LibTorch sees no CUDA device");
-  const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+  const torch::Device device = trial_device(task);
 
   torch::manual_seed(static_cast<std::uint64_t>(seed));
   auto t_load = std::chrono::steady_clock::now();

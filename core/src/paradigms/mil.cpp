@@ -16,6 +16,7 @@
 #include "metrics/metrics.h"
 #include "models/mil_models.h"
 #include "paradigms/checkpoint.h"
+#include "paradigms/device.h"
 #include "paradigms/classify.h"
 #include "paradigms/optim.h"
 #include "plugins/loader.h"
@@ -124,10 +125,7 @@ void run_mil(runner::TrialEnv& env) {
   const bool schedule_per_step = task.value("schedule_per_step", true);
   const std::int64_t eval_instances = task.value("eval_batch_size", std::int64_t{1000});
   const std::int64_t checkpoint_every = task.value("checkpoint_every", std::int64_t{1});
-  const std::string device_name = task.value("device", std::string("cpu"));
-  if (device_name == "cuda" && !torch::cuda::is_available())
-    throw std::runtime_error("task.device = \"cuda\" but LibTorch sees no CUDA device");
-  const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+  const torch::Device device = trial_device(task);
   // task.threads > 0 overrides the runner's share: one-bag steps are too
   // small for a second intra-op thread to pay off.
   const std::int64_t threads = task.value("threads", std::int64_t{0});

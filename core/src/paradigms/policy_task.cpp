@@ -172,7 +172,8 @@ std::map<std::string, double> evaluate_policy(models::Policy& policy, const std:
       const models::PaddedBatch prompts = prompt_batch(chunk, 1, device);
       const models::SampleResult g = models::sample(policy, prompts.tokens, prompts.mask, so, gen);
       for (std::size_t i = 0; i < chunk.size(); ++i) {
-        const auto answer = arith::extract_answer(response_row(g.response, g.response_mask, static_cast<std::int64_t>(i)));
+        const auto answer =
+            arith::extract_answer(response_row(g.response, g.response_mask, static_cast<std::int64_t>(i)));
         if (arith::is_correct(chunk[i], answer)) greedy_correct += 1;
       }
     }

@@ -69,11 +69,11 @@ struct TokenRow {
 };
 
 struct PackedRows {
-  torch::Tensor tokens;          // int64 [B, P + R]
-  torch::Tensor attention_mask;  // bool [B, P + R]
-  torch::Tensor response;        // int64 [B, R]: response tokens, pad after each row's end
-  torch::Tensor response_mask;   // float [B, R]: 1 at response tokens
-  std::int64_t prompt_width = 0; // P
+  torch::Tensor tokens;           // int64 [B, P + R]
+  torch::Tensor attention_mask;   // bool [B, P + R]
+  torch::Tensor response;         // int64 [B, R]: response tokens, pad after each row's end
+  torch::Tensor response_mask;    // float [B, R]: 1 at response tokens
+  std::int64_t prompt_width = 0;  // P
 };
 PackedRows pack_rows(const std::vector<TokenRow>& rows, torch::Device device);
 
@@ -96,7 +96,7 @@ std::vector<std::int64_t> response_row(const torch::Tensor& response, const torc
 struct EvalOptions {
   double temperature = 1.0;
   double top_p = 1.0;
-  std::int64_t samples = 16;       // n per prompt
+  std::int64_t samples = 16;  // n per prompt
   std::int64_t max_new_tokens = 48;
   std::int64_t batch_prompts = 64;  // prompts sampled together
   std::uint64_t seed = 0;
@@ -104,8 +104,7 @@ struct EvalOptions {
 
 // Metric name (without prefix) -> value. The policy is put in eval mode and
 // back in train mode; runs without gradient.
-std::map<std::string, double> evaluate_policy(models::Policy& policy,
-                                              const std::vector<data::arith::Problem>& problems,
+std::map<std::string, double> evaluate_policy(models::Policy& policy, const std::vector<data::arith::Problem>& problems,
                                               const EvalOptions& options);
 
 // A generator on `device` seeded with `seed`: a fresh one on the CPU, the

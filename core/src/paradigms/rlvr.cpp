@@ -10,6 +10,7 @@
 
 #include "data/arith.h"
 #include "paradigms/checkpoint.h"
+#include "paradigms/device.h"
 #include "paradigms/optim.h"
 #include "paradigms/policy_task.h"
 #include "plugins/loader.h"
@@ -51,10 +52,11 @@ void load_warmup_policy(const std::filesystem::path& file, models::Policy& polic
     load_model_weights(file, *policy);
   } catch (const std::exception& e) {
     const models::PolicyOptions& o = policy->options();
-    throw std::runtime_error("the warm-up checkpoint " + file.string() + " does not fit this trial's policy (vocabulary " +
-                             std::to_string(o.vocab_size) + " tokens, d_model " + std::to_string(o.d_model) + ", depth " +
-                             std::to_string(o.depth) + ", heads " + std::to_string(o.heads) + ", context " +
-                             std::to_string(o.context) + "): " + first_line(e.what()));
+    throw std::runtime_error("the warm-up checkpoint " + file.string() +
+                             " does not fit this trial's policy (vocabulary " + std::to_string(o.vocab_size) +
+                             " tokens, d_model " + std::to_string(o.d_model) + ", depth " + std::to_string(o.depth) +
+                             ", heads " + std::to_string(o.heads) + ", context " + std::to_string(o.context) +
+                             "): " + first_line(e.what()));
   }
 }
 
@@ -94,13 +96,6 @@ Settings settings_from(const Json& r, const PolicyTask& task) {
   return s;
 }
 
-torch::Device trial_device(const Json& task) {
-  const std::string name = task.value("device", std::string("cpu"));
-  if (name == "cuda" && !torch::cuda::is_available())
-    throw std::runtime_error("task.device = \"cuda\" but LibTorch sees no CUDA device");
-  return name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
-
 // One response of the batch being trained on.
 struct Row {
   TokenRow tokens;
@@ -112,9 +107,9 @@ struct Row {
 
 // Votes of one sampling call, grouped by prompt.
 struct Sampled {
-  std::vector<TokenRow> rows;                          // prompt-major: rows[p * n + j]
+  std::vector<TokenRow> rows;  // prompt-major: rows[p * n + j]
   std::vector<std::optional<std::int64_t>> answers;
-  std::vector<std::string> texts;                      // decoded responses (for embeddings)
+  std::vector<std::string> texts;  // decoded responses (for embeddings)
   std::int64_t per_prompt = 0;
 };
 
@@ -233,8 +228,10 @@ void RlvrTrial::evaluate(std::int64_t at) {
   eo.max_new_tokens = s_.max_new_tokens;
   eo.seed = seed_ * 7919ULL + 17ULL;
   const auto t0 = std::chrono::steady_clock::now();
-  for (const auto& [prefix, problems] : {std::pair{"eval.id.", &evals_.in_domain}, std::pair{"eval.ood.", &evals_.out_of_domain}}) {
-    for (const auto& [name, value] : evaluate_policy(policy_, *problems, eo)) env_.metrics.record(prefix + name, value, at);
+  for (const auto& [prefix, problems] :
+       {std::pair{"eval.id.", &evals_.in_domain}, std::pair{"eval.ood.", &evals_.out_of_domain}}) {
+    for (const auto& [name, value] : evaluate_policy(policy_, *problems, eo))
+      env_.metrics.record(prefix + name, value, at);
   }
   env_.metrics.record("time.eval_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), at);
 }
@@ -291,8 +288,8 @@ void RlvrTrial::run() {
   method_->setup(MethodContext{params, env_.log, env_.metrics, kRlvr, s_.pool, arith::kVocabSize, s_.steps, device_,
                                torch::kFloat});
   needs_ = method_->rlvr_requirements();
-  env_.log.info("rlvr: " + method_name + (needs_.ground_truth ? " (reads the true answers)" : " (label-free)") +
-                ", " + std::to_string(s_.steps) + " steps of " + std::to_string(s_.prompts) + " prompts x " +
+  env_.log.info("rlvr: " + method_name + (needs_.ground_truth ? " (reads the true answers)" : " (label-free)") + ", " +
+                std::to_string(s_.steps) + " steps of " + std::to_string(s_.prompts) + " prompts x " +
                 std::to_string(s_.votes) + " votes, " + std::to_string(s_.trained) + " trained");
 
   const std::filesystem::path ckpt = env_.run_dir / "checkpoint.pt";
@@ -319,7 +316,8 @@ void RlvrTrial::run() {
     auto pick = at::make_generator<at::CPUGeneratorImpl>(stream ^ 0x5bd1e995ULL);
     const torch::Tensor order = torch::randperm(s_.pool, pick, torch::kLong);
     std::vector<arith::Problem> problems;
-    for (std::int64_t i = 0; i < s_.prompts; ++i) problems.push_back(pool[static_cast<std::size_t>(order[i].item<std::int64_t>())]);
+    for (std::int64_t i = 0; i < s_.prompts; ++i)
+      problems.push_back(pool[static_cast<std::size_t>(order[i].item<std::int64_t>())]);
     const Sampled votes = sample_votes(problems, s_.votes, s_.temperature, stream);
     const std::vector<double> rewards = group_rewards(votes, problems, sctx);
 
@@ -361,7 +359,8 @@ void RlvrTrial::run() {
       if (n < 1 || !(temperature > 0)) throw std::invalid_argument("RlvrSampler: n must be >= 1 and temperature > 0");
       std::vector<arith::Problem> chosen;
       for (std::int64_t p : which) {
-        if (p < 0 || p >= s_.prompts) throw std::invalid_argument("RlvrSampler: prompt " + std::to_string(p) + " is not in this step");
+        if (p < 0 || p >= s_.prompts)
+          throw std::invalid_argument("RlvrSampler: prompt " + std::to_string(p) + " is not in this step");
         chosen.push_back(problems[static_cast<std::size_t>(p)]);
       }
       Sampled more = sample_votes(chosen, n, temperature, stream * 31ULL + extra.size() + 1);
@@ -414,7 +413,8 @@ void RlvrTrial::run() {
         batch.old_log_prob = pad_rows(rows, start, end, width, &Row::old_log_prob, device_);
         batch.ref_log_prob = pad_rows(rows, start, end, width, &Row::ref_log_prob, device_);
         batch.response_mask = packed.response_mask;
-        batch.advantages = rlvr::broadcast_advantages(torch::tensor(advantages, torch::kFloat).to(device_), packed.response_mask);
+        batch.advantages =
+            rlvr::broadcast_advantages(torch::tensor(advantages, torch::kFloat).to(device_), packed.response_mask);
         batch.rows = torch::arange(static_cast<std::int64_t>(start), static_cast<std::int64_t>(end), torch::kLong);
         sctx.step = opt_step;
         const RlvrLoss out = method_->policy_loss(batch, sctx);

@@ -8,6 +8,7 @@
 
 #include "data/arith.h"
 #include "paradigms/checkpoint.h"
+#include "paradigms/device.h"
 #include "paradigms/optim.h"
 #include "paradigms/policy_task.h"
 #include "plugins/loader.h"
@@ -20,13 +21,6 @@ namespace arith = data::arith;
 using config::Json;
 
 namespace {
-
-torch::Device trial_device(const Json& task) {
-  const std::string name = task.value("device", std::string("cpu"));
-  if (name == "cuda" && !torch::cuda::is_available())
-    throw std::runtime_error("task.device = \"cuda\" but LibTorch sees no CUDA device");
-  return name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
 
 void record_eval(MetricSink& metrics, const std::string& prefix, const std::map<std::string, double>& scores,
                  std::int64_t step) {
@@ -100,14 +94,17 @@ void run_sft(runner::TrialEnv& env) {
     for (std::int64_t i = 0; i < n; i += batch_size) {
       if (env.interrupted()) throw runner::Interrupted();
       std::vector<TokenRow> batch_rows;
-      for (std::int64_t j = i; j < std::min(n, i + batch_size); ++j) batch_rows.push_back(rows[static_cast<std::size_t>(ord[j])]);
+      for (std::int64_t j = i; j < std::min(n, i + batch_size); ++j)
+        batch_rows.push_back(rows[static_cast<std::size_t>(ord[j])]);
       const PackedRows packed = pack_rows(batch_rows, device);
-      const torch::Tensor logits = response_logits(policy->forward(packed.tokens, packed.attention_mask).logits, packed);
+      const torch::Tensor logits =
+          response_logits(policy->forward(packed.tokens, packed.attention_mask).logits, packed);
       const torch::Tensor keep = packed.response_mask.to(torch::kBool);
       Outputs outputs;
       outputs.set("logits", logits.index({keep}));
       const torch::Tensor targets = packed.response.index({keep});
-      const Batch batch{torch::Tensor(), targets, torch::arange(targets.size(0), torch::TensorOptions().dtype(torch::kLong).device(device))};
+      const Batch batch{torch::Tensor(), targets,
+                        torch::arange(targets.size(0), torch::TensorOptions().dtype(torch::kLong).device(device))};
       sctx.step = step;
       torch::Tensor loss = method.training_loss(batch, outputs, sctx);
       const double value = loss.item<double>();
@@ -150,7 +147,8 @@ void run_sft(runner::TrialEnv& env) {
                  std::to_string(mean_loss) + " eval.id.greedy_acc " + std::to_string(id.at("greedy_acc")) +
                  " eval.ood.greedy_acc " + std::to_string(ood.at("greedy_acc")) + " (" + std::to_string(train_s) +
                  " s training)");
-    env.report(Json{{"epoch", e1}, {"epochs", epochs}, {"metric", "eval.id.greedy_acc"}, {"value", id.at("greedy_acc")}});
+    env.report(
+        Json{{"epoch", e1}, {"epochs", epochs}, {"metric", "eval.id.greedy_acc"}, {"value", id.at("greedy_acc")}});
   }
 }
 

@@ -16,6 +16,7 @@
 #include "metrics/metrics.h"
 #include "models/models.h"
 #include "paradigms/checkpoint.h"
+#include "paradigms/device.h"
 #include "paradigms/classify.h"
 #include "paradigms/tta_model.h"
 #include "plugins/loader.h"
@@ -215,10 +216,7 @@ void run_tta(runner::TrialEnv& env) {
   const std::int64_t held_out_n = tta.value("held_out", std::int64_t{2000});
   const double unknown_ratio = tta.value("unknown_ratio", 0.0);
   const std::uint64_t corruption_seed = tta.value("corruption_seed", std::uint64_t{0});
-  const std::string device_name = cfg.at("task").value("device", std::string("cpu"));
-  if (device_name == "cuda" && !torch::cuda::is_available())
-    throw std::runtime_error("task.device = \"cuda\" but LibTorch sees no CUDA device");
-  const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+  const torch::Device device = trial_device(cfg.at("task"));
 
   // Everything that can be wrong with the stream is found before any work.
   const std::vector<StreamSegment> segments = stream_segments(protocol, corruptions, severity);

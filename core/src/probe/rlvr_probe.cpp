@@ -1,12 +1,12 @@
 #include "probe/rlvr_probe.h"
 
-#include <nlohmann/json.hpp>
 #include <reglab/rlvr.h>
 #include <torch/types.h>
 #include <torch/utils.h>
 
 #include <cmath>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,8 +25,8 @@ using namespace detail;
 constexpr std::string_view kRequestKeys[] = {"method", "paradigm", "params", "dtype", "total_steps", "steps"};
 constexpr std::string_view kStepKeys[] = {"groups", "loss"};
 constexpr std::string_view kGroupKeys[] = {"answers", "embeddings", "truth"};
-constexpr std::string_view kLossKeys[] = {"logits", "tokens", "old_log_prob", "ref_log_prob", "advantages",
-                                          "response_mask"};
+constexpr std::string_view kLossKeys[] = {"logits",       "tokens",     "old_log_prob",
+                                          "ref_log_prob", "advantages", "response_mask"};
 
 RlvrGroup parse_group(const json& g, const std::string& where, torch::ScalarType dtype, const RlvrRequirements& needs,
                       std::int64_t position) {
@@ -38,9 +38,12 @@ RlvrGroup parse_group(const json& g, const std::string& where, torch::ScalarType
   group.prompt = position;
   for (std::size_t i = 0; i < g.at("answers").size(); ++i) {
     const json& a = g.at("answers")[i];
-    if (a.is_null()) group.answers.emplace_back(std::nullopt);
-    else if (a.is_number_integer()) group.answers.emplace_back(a.get<std::int64_t>());
-    else bad(where + ".answers[" + std::to_string(i) + "] must be an integer or null, got " + a.dump());
+    if (a.is_null())
+      group.answers.emplace_back(std::nullopt);
+    else if (a.is_number_integer())
+      group.answers.emplace_back(a.get<std::int64_t>());
+    else
+      bad(where + ".answers[" + std::to_string(i) + "] must be an integer or null, got " + a.dump());
   }
   const auto n = static_cast<std::int64_t>(group.answers.size());
   if (g.contains("embeddings")) {
@@ -71,15 +74,16 @@ torch::Tensor field_2d(const json& l, const char* key, const std::string& where,
   if (!l.contains(key)) bad(where + "." + key + " is missing");
   torch::Tensor x = tensor_field(l.at(key), dtype, where + "." + key);
   if (x.dim() != 2 || x.size(0) != b || x.size(1) != t)
-    bad(where + "." + key + " must be [B, T] = [" + std::to_string(b) + ", " + std::to_string(t) + "] like logits, got " +
-        shape_text(x));
+    bad(where + "." + key + " must be [B, T] = [" + std::to_string(b) + ", " + std::to_string(t) +
+        "] like logits, got " + shape_text(x));
   return x;
 }
 
 LossInput parse_loss(const json& l, const std::string& where, torch::ScalarType dtype) {
   if (!l.is_object()) bad(where + " must be an object");
   reject_unknown_keys(l, kLossKeys, {}, where);
-  if (!l.contains("logits")) bad(where + ".logits is missing ([B, T, V]: logits / temperature at each response position)");
+  if (!l.contains("logits"))
+    bad(where + ".logits is missing ([B, T, V]: logits / temperature at each response position)");
   LossInput in;
   in.logits = tensor_field(l.at("logits"), dtype, where + ".logits");
   if (in.logits.dim() != 3 || in.logits.numel() == 0)
@@ -90,10 +94,10 @@ LossInput parse_loss(const json& l, const std::string& where, torch::ScalarType 
       (tokens >= static_cast<double>(v)).any().item<bool>())
     bad(where + ".tokens must hold integers in [0, " + std::to_string(v) + ")");
   in.batch.old_log_prob = field_2d(l, "old_log_prob", where, dtype, b, t);
-  in.batch.ref_log_prob = l.contains("ref_log_prob") ? field_2d(l, "ref_log_prob", where, dtype, b, t)
-                                                     : in.batch.old_log_prob.clone();
-  in.batch.response_mask = l.contains("response_mask") ? field_2d(l, "response_mask", where, dtype, b, t)
-                                                       : torch::ones({b, t}, dtype);
+  in.batch.ref_log_prob =
+      l.contains("ref_log_prob") ? field_2d(l, "ref_log_prob", where, dtype, b, t) : in.batch.old_log_prob.clone();
+  in.batch.response_mask =
+      l.contains("response_mask") ? field_2d(l, "response_mask", where, dtype, b, t) : torch::ones({b, t}, dtype);
   if (((in.batch.response_mask != 0) & (in.batch.response_mask != 1)).any().item<bool>())
     bad(where + ".response_mask must hold 0 or 1");
   if (!l.contains("advantages")) bad(where + ".advantages is missing ([B], one per response)");
@@ -103,8 +107,8 @@ LossInput parse_loss(const json& l, const std::string& where, torch::ScalarType 
   in.batch.advantages = rlvr::broadcast_advantages(adv, in.batch.response_mask);
   in.logits.requires_grad_(true);
   in.batch.logits = in.logits;
-  in.batch.log_prob = in.logits.log_softmax(-1).gather(-1, tokens.to(torch::kLong).unsqueeze(-1)).squeeze(-1) *
-                      in.batch.response_mask;
+  in.batch.log_prob =
+      in.logits.log_softmax(-1).gather(-1, tokens.to(torch::kLong).unsqueeze(-1)).squeeze(-1) * in.batch.response_mask;
   in.batch.rows = torch::arange(b, torch::kLong);
   return in;
 }
