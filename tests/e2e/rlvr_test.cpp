@@ -99,6 +99,26 @@ TEST(Rlvr, WarmUpStageThenThreeMethodsFromTheSameStart) {
   EXPECT_NE(CliSandbox::slurp(s.get_run(by["ttrl"])->log_path).find("(label-free)"), std::string::npos);
 }
 
+// A store started afresh beside the results of an earlier one: the stage
+// resumes from its final checkpoint, has nothing left to train, and must
+// still hand that checkpoint to the trials that start from it.
+TEST(Rlvr, AStageFinishedBeforeTheStoreWasLostIsUsedAgain) {
+  CliSandbox box;
+  box.write("stage.toml", stage());
+  const auto sweep = box.write("rl.toml", rlvr_sweep("steps = 1\nprompts = 2\nvotes = 2\ntrained = 2\n"
+                                                    "eval_samples = 2\nembedding = \"char_ngram\"\n"));
+  ASSERT_EQ(box.run({"run", sweep.string(), "--no-compare"}).code, 0);
+  fs::remove(box.db());
+  const auto r = box.run({"run", sweep.string(), "--no-compare"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  store::Store s(box.db());
+  const auto stages = s.list_runs(s.find_sweep("_stages")->id);
+  ASSERT_EQ(stages.size(), 1u);
+  EXPECT_EQ(stages[0].status, store::RunStatus::kCompleted) << stages[0].error;
+  for (const auto& run : s.list_runs(s.find_sweep("rl")->id))
+    EXPECT_EQ(run.status, store::RunStatus::kCompleted) << run.error;
+}
+
 TEST(Rlvr, BadInputIsRejectedBeforeAnythingRuns) {
   CliSandbox box;
   box.write("stage.toml", stage());

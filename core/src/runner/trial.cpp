@@ -84,6 +84,7 @@ int run_trial_process(const TrialProcessOptions& options) {
            std::to_string(getpid()));
 
   MetricRecorder recorder(&store, run->id);
+  bool checkpoint_recorded = false;
   TrialEnv env{config::Json::parse(run->config_json), log, recorder, run_dir,
                [] { return g_interrupted.load(); },
                [](const config::Json& progress) {
@@ -92,6 +93,7 @@ int run_trial_process(const TrialProcessOptions& options) {
                [&] { store.heartbeat(run->id); },
                [&](const std::string&, const std::string& version) { store.set_method_version(run->id, version); },
                [&](const std::string& kind, const fs::path& file) {
+                 if (kind == "checkpoint") checkpoint_recorded = true;
                  store.add_artifact({run->id, kind, file.string(), util::fnv1a64_hex(util::read_file(file))});
                },
                options.spawned_at};
@@ -135,6 +137,13 @@ int run_trial_process(const TrialProcessOptions& options) {
       return fail("paradigm '" + paradigm + "' is not available in this build");
     }
     recorder.flush();
+    // A trial that resumes from a checkpoint written after its last step
+    // (killed before it was marked completed, or a store started afresh
+    // beside its results) has nothing left to run and writes no checkpoint
+    // now; the one it resumed from is its final model, and a stage must
+    // record it for the trials that start from it.
+    const fs::path checkpoint = run_dir / "checkpoint.pt";
+    if (!checkpoint_recorded && fs::exists(checkpoint)) env.artifact("checkpoint", checkpoint);
     store.mark_finished(run->id, store::RunStatus::kCompleted, "");
     log.info("completed");
     return 0;
