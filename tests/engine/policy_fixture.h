@@ -2,7 +2,8 @@
 // task's 20-token vocabulary, width 32, two blocks of four heads.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdint>
 
