@@ -99,10 +99,10 @@ TEST(Rlvr, WarmUpStageThenThreeMethodsFromTheSameStart) {
   EXPECT_NE(CliSandbox::slurp(s.get_run(by["ttrl"])->log_path).find("(label-free)"), std::string::npos);
 }
 
-// A store started afresh beside the results of an earlier one: the stage
-// resumes from its final checkpoint, has nothing left to train, and must
-// still hand that checkpoint to the trials that start from it.
-TEST(Rlvr, AStageFinishedBeforeTheStoreWasLostIsUsedAgain) {
+// A store started afresh beside the results of an earlier one: the old
+// stage folder is not this store's, so it is moved aside, never resumed
+// from, and the stage is trained again for the trials that start from it.
+TEST(Rlvr, AStoreStartedAfreshRetrainsItsStageBesideTheOldResults) {
   CliSandbox box;
   box.write("stage.toml", stage());
   const auto sweep = box.write("rl.toml", rlvr_sweep("steps = 1\nprompts = 2\nvotes = 2\ntrained = 2\n"
@@ -115,6 +115,8 @@ TEST(Rlvr, AStageFinishedBeforeTheStoreWasLostIsUsedAgain) {
   const auto stages = s.list_runs(s.find_sweep("_stages")->id);
   ASSERT_EQ(stages.size(), 1u);
   EXPECT_EQ(stages[0].status, store::RunStatus::kCompleted) << stages[0].error;
+  EXPECT_NE(r.err.find("moved it aside"), std::string::npos) << r.err;
+  EXPECT_EQ(CliSandbox::slurp(stages[0].log_path).find("resumed from"), std::string::npos);
   for (const auto& run : s.list_runs(s.find_sweep("rl")->id))
     EXPECT_EQ(run.status, store::RunStatus::kCompleted) << run.error;
 }

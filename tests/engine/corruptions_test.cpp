@@ -27,6 +27,7 @@
 #include "data/corruption_cache.h"
 #include "data/corruptions.h"
 #include "data/dataset.h"
+#include "util/hash.h"
 #include "util/util.h"
 #include "store/temp_db.h"
 
@@ -509,7 +510,7 @@ FileId file_id(const fs::path& p) {
 
 fs::path sidecar_of(const fs::path& archive) {
   fs::path s = archive;
-  s += ".fnv1a";
+  s += ".xxh3";
   return s;
 }
 
@@ -535,7 +536,7 @@ TEST(CorruptionCache, StoresThenReusesTheFile) {
 
 TEST(CorruptionCache, AValidEntryIsReadNotRecomputed) {
   // Plant a different tensor with a sidecar that vouches for it (the sidecar
-  // format is the header's: key, byte count, FNV-1a 64): the cache must
+  // format is the header's: key, byte count, XXH3-128): the cache must
   // return the planted tensor, which proves it reads the file.
   TempDir dir;
   const torch::Tensor x = test_images().narrow(0, 0, 8);
@@ -551,8 +552,8 @@ TEST(CorruptionCache, AValidEntryIsReadNotRecomputed) {
   std::string key;
   std::getline(old_sidecar, header);
   std::getline(old_sidecar, key);
-  write_bytes(sidecar_of(archive), header + "\n" + key + "\nbytes " + std::to_string(bytes.size()) + "\nfnv1a64 " +
-                                       reglab::util::fnv1a64_hex(bytes) + "\n");
+  write_bytes(sidecar_of(archive), header + "\n" + key + "\nbytes " + std::to_string(bytes.size()) + "\nxxh3-128 " +
+                                       reglab::util::hash_hex(bytes) + "\n");
   EXPECT_TRUE(torch::equal(cached_corruption(dir.path(), "fmnist-test", x, "fog", 1, 0), planted));
 }
 
@@ -569,7 +570,7 @@ TEST(CorruptionCache, DamagedOrIncompleteEntriesAreRecomputed) {
     // Rewritten whole: the sidecar vouches for the archive again.
     const std::string bytes = read_bytes(archive);
     const std::string side = read_bytes(sidecar_of(archive));
-    EXPECT_NE(side.find("fnv1a64 " + reglab::util::fnv1a64_hex(bytes)), std::string::npos);
+    EXPECT_NE(side.find("xxh3-128 " + reglab::util::hash_hex(bytes)), std::string::npos);
     EXPECT_NE(side.find("bytes " + std::to_string(bytes.size())), std::string::npos);
   };
   check("one byte flipped in the tensor data", [](const fs::path& a) {

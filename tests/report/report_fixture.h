@@ -35,7 +35,7 @@ inline std::int64_t add_report_run(store::Store& s, std::int64_t sweep, const st
                                    const std::string& error = "", const std::string& log_path = "") {
   const auto id = s.ensure_run(sweep, key, label, config_json, method);
   s.mark_running(id, ::getpid(), "labhost", "abc123def456", log_path);
-  s.set_method_version(id, method == "ce" ? "1.0.0" : "1.2.0");
+  s.set_code_identity(id, method == "ce" ? "1.0.0" : "1.2.0", "", "");
   s.add_metrics(id, points);
   s.mark_finished(id, status, error);
   return id;

@@ -3,9 +3,12 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "store/run_folder.h"
 #include "store/schema.h"
 #include "store/store.h"
 #include "store/temp_db.h"
@@ -89,10 +92,80 @@ TEST(StoreMigration, Version1DatabaseGainsTheSlurmTablesAndKeepsItsRuns) {
     EXPECT_FALSE(has_table(raw, "slurm_jobs"));
   }
   Store store(path);
-  EXPECT_EQ(read_schema_version(store.db()), 2);
+  EXPECT_EQ(read_schema_version(store.db()), kSchemaVersion);
   for (const char* t : {"slurm_jobs", "slurm_tasks", "shard_merges"}) EXPECT_TRUE(has_table(store.db(), t)) << t;
   ASSERT_EQ(store.list_runs().size(), 1u);
   EXPECT_EQ(store.list_runs()[0].status, RunStatus::kCompleted);
+}
+
+// A results folder as reglab wrote it at schema 2 (16-digit keys from the
+// old hash, run folders named by them, checksums of the old hash): schema 3
+// rekeys it so that re-running the same sweep finds every run.
+TEST(StoreMigration, Version2ResultsAreRekeyedWithTheirFoldersAndChecksums) {
+  TempDir dir;
+  namespace fs = std::filesystem;
+  const auto path = dir.file("reglab.db");
+  const std::string old_stage = "00000000000000aa", old_trial = "00000000000000bb";
+  const fs::path stage_dir = dir.path() / "runs" / "_stages" / old_stage;
+  const fs::path trial_dir = dir.path() / "runs" / "q" / old_trial;
+  fs::create_directories(stage_dir);
+  fs::create_directories(trial_dir);
+  { std::ofstream(stage_dir / "checkpoint.pt") << "weights"; }
+  { std::ofstream(trial_dir / "checkpoint.pt") << "other"; }
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    migrate(raw, {migrations()[0], migrations()[1]}, path);
+    ASSERT_EQ(read_schema_version(raw), 2);
+    raw.exec("INSERT INTO sweeps (id, name, created_at) VALUES (1, '_stages', 't'), (2, 'q', 't')");
+    raw.exec("INSERT INTO runs (id, sweep_id, key, config_json, created_at, status, log_path) VALUES "
+             "(1, 1, '" + old_stage + "', '{\"seed\":0,\"task\":{\"epochs\":1}}', 't', 'completed', '" +
+             (stage_dir / "trial.log").string() + "'), "
+             "(2, 2, '" + old_trial + "', '{\"init\":{\"from\":\"stage.toml\",\"stage\":\"" + old_stage +
+             "\"},\"seed\":1}', 't', 'completed', '" + (trial_dir / "trial.log").string() + "')");
+    raw.exec("INSERT INTO params (run_id, key, value) VALUES (2, 'init.stage', '" + old_stage + "')");
+    // 9296fccf0c30c964: FNV-1a 64 of b"weights" from the old basis
+    // 1469598103934665603, by a Python loop (h ^= c; h = h * 1099511628211 % 2**64).
+    raw.exec("INSERT INTO artifacts (run_id, kind, path, checksum, created_at) VALUES "
+             "(1, 'checkpoint', '" + (stage_dir / "checkpoint.pt").string() + "', '9296fccf0c30c964', 't'), "
+             "(2, 'checkpoint', '" + (trial_dir / "checkpoint.pt").string() + "', '0123456789abcdef', 't')");
+  }
+  Store store(path);
+  EXPECT_EQ(read_schema_version(store.db()), kSchemaVersion);
+  EXPECT_EQ(store.store_id().size(), 32u);
+  {
+    SQLite::Statement q(store.db(), "SELECT value FROM meta WHERE key = 'hash_algorithm'");
+    ASSERT_TRUE(q.executeStep());
+    EXPECT_EQ(q.getColumn(0).getString(), "xxh3-128");
+  }
+  // Expected keys from Debian's python3-xxhash 3.0.0:
+  //   xxhash.xxh3_128_hexdigest(json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode())
+  const std::string stage_key = "4613a904ca013feb4617bbf1f33e412e";  // {"seed":0,"task":{"epochs":1}}
+  // {"init":{"from":"stage.toml","stage":"4613a904ca013feb4617bbf1f33e412e"},"seed":1}
+  const std::string trial_key = "66b491874c341e439fd715ff1a5b9628";
+  const auto stage = *store.get_run(1);
+  const auto trial = *store.get_run(2);
+  EXPECT_EQ(stage.key, stage_key);
+  EXPECT_EQ(trial.key, trial_key);
+  EXPECT_NE(trial.config_json.find(stage_key), std::string::npos) << trial.config_json;
+  EXPECT_EQ(store.params(2).at(0).value, stage_key);
+  EXPECT_EQ(trial.status, RunStatus::kCompleted);
+  // Folders follow their keys, with their owner files; paths follow the folders.
+  const fs::path new_stage_dir = dir.path() / "runs" / "_stages" / stage_key;
+  EXPECT_FALSE(fs::exists(stage_dir));
+  EXPECT_TRUE(fs::exists(new_stage_dir / "checkpoint.pt"));
+  ASSERT_TRUE(read_run_folder_owner(new_stage_dir));
+  EXPECT_EQ(*read_run_folder_owner(new_stage_dir), (FolderOwner{store.store_id(), 1, stage_key}));
+  EXPECT_EQ(stage.log_path, (new_stage_dir / "trial.log").string());
+  const auto arts = store.artifacts(1);
+  ASSERT_EQ(arts.size(), 1u);
+  EXPECT_EQ(arts[0].path, (new_stage_dir / "checkpoint.pt").string());
+  // xxhash.xxh3_128_hexdigest(b"weights"): the checksum that matched is recomputed...
+  EXPECT_EQ(arts[0].checksum, "bdbda1eb6e05adc4800d98e5524fefbc");
+  // ...and one that did not match its file keeps its value (the file stays suspect).
+  EXPECT_EQ(store.artifacts(2).at(0).checksum, "0123456789abcdef");
+  // A current key is unique among runs that are not superseded.
+  const auto sweep = store.find_sweep("q")->id;
+  EXPECT_EQ(store.ensure_run(sweep, trial_key, "", trial.config_json, ""), 2);
 }
 
 TEST(StoreMigration, NewerDatabaseIsRefusedWithBothVersions) {

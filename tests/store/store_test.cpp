@@ -53,7 +53,7 @@ TEST(StoreSchema, CreatesAllTablesWithWalForeignKeysAndBusyTimeout) {
                            "slurm_tasks", "shard_merges"}) {
     EXPECT_TRUE(t.count(name)) << "missing table " << name;
   }
-  EXPECT_EQ(text(store.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(text(store.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
   EXPECT_EQ(text(store.db(), "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(count(store.db(), "PRAGMA foreign_keys"), 1);
   EXPECT_EQ(count(store.db(), "PRAGMA busy_timeout"), 30000);
@@ -68,8 +68,9 @@ TEST(StoreSchema, ReopenKeepsVersionAndData) {
     sweep_id = store.upsert_sweep("s1", "first", "[sweep]\nseeds = [1]\n");
   }
   Store again(path);
-  EXPECT_EQ(text(again.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
-  EXPECT_EQ(count(again.db(), "SELECT count(*) FROM meta"), 1);
+  EXPECT_EQ(text(again.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
+  // schema_version, store_id, hash_algorithm; the id survives the reopen.
+  EXPECT_EQ(count(again.db(), "SELECT count(*) FROM meta"), 3);
   const auto s = again.find_sweep("s1");
   ASSERT_TRUE(s.has_value());
   EXPECT_EQ(s->id, sweep_id);
@@ -283,7 +284,7 @@ TEST(StoreRuns, StatusTransitions) {
   EXPECT_FALSE(r.started_at.empty());
   EXPECT_FALSE(r.heartbeat_at.empty());
 
-  store.set_method_version(id, "1.2.0");
+  store.set_code_identity(id, "1.2.0", "", "");
   store.heartbeat(id);
   store.mark_finished(id, RunStatus::kFailed, "CUDA out of memory");
   r = *store.get_run(id);
@@ -347,68 +348,66 @@ TEST(StoreRuns, StatusNamesRoundTrip) {
   EXPECT_THROW(run_status_from_string("done"), std::invalid_argument);
 }
 
-// A pid that certainly belonged to a process that is gone: a child that
-// exited and was reaped.
-pid_t dead_pid() {
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  return child;
-}
-
-TEST(StoreRuns, RecoverStaleRuns) {
+TEST(StoreRuns, MarkInterruptedIfRunningChangesOnlyARunningRun) {
   TempDir dir;
   Store store(dir.file("r.db"));
   const auto sweep = store.upsert_sweep("s", "", "");
-  const auto other_sweep = store.upsert_sweep("t", "", "");
-  const std::string me = "this-host";
-  const pid_t dead = dead_pid();
-
-  const auto local_dead = store.ensure_run(sweep, "run00001", "", "{}", "m");
-  const auto local_alive = store.ensure_run(sweep, "run00002", "", "{}", "m");
-  const auto remote_stale = store.ensure_run(sweep, "run00003", "", "{}", "m");
-  const auto remote_fresh = store.ensure_run(sweep, "run00004", "", "{}", "m");
-  const auto completed = store.ensure_run(sweep, "run00005", "", "{}", "m");
-  const auto elsewhere = store.ensure_run(other_sweep, "run00006", "", "{}", "m");
-
-  store.mark_running(local_dead, dead, me, "", "");
-  store.mark_running(local_alive, ::getpid(), me, "", "");
-  store.mark_running(remote_stale, 1, "other-host", "", "");
-  store.mark_running(remote_fresh, 1, "other-host", "", "");
-  store.mark_running(completed, dead, me, "", "");
+  const auto running = store.ensure_run(sweep, "run00001", "", "{}", "m");
+  const auto completed = store.ensure_run(sweep, "run00002", "", "{}", "m");
+  store.mark_running(running, 1, "h", "", "");
+  store.mark_running(completed, 1, "h", "", "");
   store.mark_finished(completed, RunStatus::kCompleted, "");
-  store.mark_running(elsewhere, dead, me, "", "");
-  {
-    SQLite::Statement q(store.db(), "UPDATE runs SET heartbeat_at = '2001-01-01T00:00:00.000Z' WHERE id = ?");
-    q.bind(1, remote_stale);
-    q.exec();
-  }
-
-  EXPECT_EQ(store.recover_stale_runs(sweep, me, 600.0), 2);
-
-  const auto a = *store.get_run(local_dead);
-  EXPECT_EQ(a.status, RunStatus::kInterrupted);
-  EXPECT_NE(a.error.find(std::to_string(dead)), std::string::npos) << a.error;
-  EXPECT_NE(a.error.find("no longer alive"), std::string::npos) << a.error;
-  EXPECT_FALSE(a.finished_at.empty());
-
-  EXPECT_EQ(store.get_run(local_alive)->status, RunStatus::kRunning);
-
-  const auto c = *store.get_run(remote_stale);
-  EXPECT_EQ(c.status, RunStatus::kInterrupted);
-  EXPECT_NE(c.error.find("heartbeat"), std::string::npos) << c.error;
-  EXPECT_NE(c.error.find("other-host"), std::string::npos) << c.error;
-
-  EXPECT_EQ(store.get_run(remote_fresh)->status, RunStatus::kRunning);
+  EXPECT_TRUE(store.mark_interrupted_if_running(running, "interrupted: its worker is gone"));
+  const auto r = *store.get_run(running);
+  EXPECT_EQ(r.status, RunStatus::kInterrupted);
+  EXPECT_EQ(r.error, "interrupted: its worker is gone");
+  EXPECT_FALSE(r.finished_at.empty());
+  EXPECT_FALSE(store.mark_interrupted_if_running(running, "again"));
+  EXPECT_FALSE(store.mark_interrupted_if_running(completed, "no"));
   EXPECT_EQ(store.get_run(completed)->status, RunStatus::kCompleted);
-  EXPECT_EQ(store.get_run(elsewhere)->status, RunStatus::kRunning);  // other sweep untouched
+}
 
-  // Nothing left to recover; a zero threshold makes the fresh remote run stale.
-  EXPECT_EQ(store.recover_stale_runs(sweep, me, 600.0), 0);
-  EXPECT_EQ(store.recover_stale_runs(sweep, me, -1.0), 1);
-  EXPECT_EQ(store.get_run(remote_fresh)->status, RunStatus::kInterrupted);
-  EXPECT_EQ(store.get_run(local_alive)->status, RunStatus::kRunning);
+TEST(StoreRuns, SupersedingKeepsTheOldAttemptAndAddsAPendingOne) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  const auto sweep = store.upsert_sweep("s", "", "");
+  const auto old = store.ensure_run(sweep, "key00001", "lbl", R"({"optim":{"lr":0.1}})", "ce");
+  store.mark_running(old, 1, "h", "", "/r/key00001/trial.log");
+  store.set_code_identity(old, "1.0", "aaaa", "bbbb");
+  store.add_metrics(old, {{"test.acc", 1, 0.5}});
+  store.mark_finished(old, RunStatus::kCompleted, "");
+  const auto fresh = store.supersede_run(old, "superseded: other code");
+  EXPECT_NE(fresh, old);
+  const auto o = *store.get_run(old);
+  EXPECT_EQ(o.status, RunStatus::kSuperseded);
+  EXPECT_EQ(o.superseded_by, fresh);
+  EXPECT_EQ(o.method_digest, "aaaa");
+  EXPECT_EQ(store.metrics(old).size(), 1u) << "the old attempt stays queryable";
+  const auto n = *store.get_run(fresh);
+  EXPECT_EQ(n.status, RunStatus::kPending);
+  EXPECT_EQ(n.key, "key00001");
+  EXPECT_EQ(n.config_json, o.config_json);
+  EXPECT_EQ(store.params(fresh).size(), 1u);
+  // The key now names the new attempt, for ensure_run and for prefixes.
+  EXPECT_EQ(store.ensure_run(sweep, "key00001", "lbl", R"({"optim":{"lr":0.1}})", "ce"), fresh);
+  EXPECT_EQ(store.find_run("key0")->id, fresh);
+  EXPECT_EQ(store.find_run(std::to_string(old))->id, old);
+  EXPECT_THROW(store.supersede_run(old, "twice"), std::runtime_error);
+  store.move_run_files(old, "/r/key00001", "/r/key00001.aside-1");
+  EXPECT_EQ(store.get_run(old)->log_path, "/r/key00001.aside-1/trial.log");
+}
+
+TEST(StoreRuns, EveryStoreHasItsOwnId) {
+  TempDir dir;
+  std::string a, b;
+  {
+    Store s(dir.file("a.db"));
+    a = s.store_id();
+  }
+  { b = Store(dir.file("b.db")).store_id(); }
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(Store(dir.file("a.db")).store_id(), a) << "the id is kept by the database";
 }
 
 // --- metrics ----------------------------------------------------------------

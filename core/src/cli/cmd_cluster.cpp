@@ -5,6 +5,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "runner/lease.h"
 #include "cluster/submit.h"
 #include "runner/slurm_element.h"
 #include "store/store.h"
@@ -86,6 +87,18 @@ int status_command(const std::string& sweep, bool all, const GlobalOptions& g) {
                 slurm_text.c_str());
     if (v == "failed" && !s.error.empty()) std::printf("%16s  error: %s\n", "", s.error.c_str());
   }
+  // Whether a run is running is its lease (runner/lease.h); elements take it
+  // in the results folder, which must be on a file system with flock.
+  const std::filesystem::path runs_dir =
+      (std::filesystem::path(g.db).has_parent_path() ? std::filesystem::path(g.db).parent_path()
+                                                      : std::filesystem::path(".")) / "runs";
+  const std::string problem = runner::lease_support_problem(runs_dir);
+  if (problem.empty())
+    std::printf("run leases: flock works in %s\n", runs_dir.string().c_str());
+  else
+    std::printf("run leases: NOT supported in %s (%s): elements run without leases, so whether one is still "
+                "running is taken from Slurm's view only\n",
+                runs_dir.string().c_str(), problem.c_str());
   return 0;
 }
 

@@ -47,7 +47,8 @@ int ls_command(const std::string& db, const std::string& sweep_name, const std::
     if (!status.empty() && status != store::to_string(r.status)) continue;
     auto acc = store.summary(r.id, "test.acc", "final");
     std::string acc_s = acc ? std::to_string(*acc).substr(0, 6) : "-";
-    std::printf("%-6lld %-16s %-11s %7.1fs %9s  %s\n", static_cast<long long>(r.id), r.key.c_str(),
+    // The key's first 16 digits: unique in practice, and `show` takes a prefix.
+    std::printf("%-6lld %-16s %-11s %7.1fs %9s  %s\n", static_cast<long long>(r.id), r.key.substr(0, 16).c_str(),
                 store::to_string(r.status), r.duration_s, acc_s.c_str(), r.label.c_str());
   }
   return 0;
@@ -66,6 +67,11 @@ int show_command(const std::string& db, const std::string& run_ref, bool log, bo
               run->sweep_name.c_str(), run->key.c_str(), run->label.c_str(), store::to_string(run->status));
   std::printf("method     %s %s\nhost       %s\ngit        %s\nattempts   %d\n", run->method_name.c_str(),
               run->method_version.c_str(), run->host.c_str(), run->git_rev.c_str(), run->attempts);
+  std::printf("code       method library %s, reglab binary %s\n",
+              run->method_digest.empty() ? "(not recorded)" : run->method_digest.c_str(),
+              run->reglab_digest.empty() ? "(not recorded)" : run->reglab_digest.c_str());
+  if (run->superseded_by != 0)
+    std::printf("superseded by run %lld\n", static_cast<long long>(run->superseded_by));
   std::printf("started    %s\nfinished   %s\nduration   %.1f s\nlog        %s\n", run->started_at.c_str(),
               run->finished_at.c_str(), run->duration_s, run->log_path.c_str());
   if (!run->error.empty()) std::printf("error      %s\n", run->error.c_str());
@@ -130,6 +136,8 @@ void add_query(CLI::App& app, GlobalOptions& g, int& exit_code) {
     cmd->add_option("--where", *where, "only runs whose config KEY=VALUE (repeatable)");
     cmd->add_option("--format", *fmt, "table, markdown, csv or json")
         ->check(CLI::IsMember({"table", "markdown", "csv", "json"}))->capture_default_str();
+    cmd->add_flag("--pool-code", o->pool_code,
+                  "pool runs of different code identities (method version or library digest) in one group");
     cmd->callback([o, by, where, fmt, &g, &exit_code] {
       if (!by->empty()) o->by = *by;
       for (const auto& w : *where) {

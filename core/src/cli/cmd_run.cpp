@@ -25,6 +25,7 @@ struct RunArgs {
   int jobs = 0;  // 0 = one per core, at most one per trial
   bool dry_run = false;
   bool retry_failed = false;
+  std::string rerun = "changed";
   double trial_timeout = 0;
   std::string metric;  // empty: test.acc, tta.err for a sweep of tta trials, eval.id.pass_at_1 for rlvr
   bool no_compare = false;
@@ -94,9 +95,9 @@ int run_command(const RunArgs& a, const GlobalOptions& g) {
   }
   if (a.dry_run) {
     std::printf("sweep %s: %zu trial(s)\n", sw.name.c_str(), sw.trials.size());
-    std::printf("%-4s  %-16s  %s\n", "#", "key", "trial");
+    std::printf("%-4s  %-32s  %s\n", "#", "key", "trial");
     for (std::size_t i = 0; i < sw.trials.size(); ++i)
-      std::printf("%-4zu  %-16s  %s\n", i + 1, sw.trials[i].key.c_str(), sw.trials[i].label.c_str());
+      std::printf("%-4zu  %-32s  %s\n", i + 1, sw.trials[i].key.c_str(), sw.trials[i].label.c_str());
     return 0;
   }
   if (a.executor == "slurm") return submit_to_slurm(sw, a, g);
@@ -112,13 +113,19 @@ int run_command(const RunArgs& a, const GlobalOptions& g) {
   o.db = g.db;
   o.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(std::thread::hardware_concurrency(), sw.trials.size())));
   o.retry_failed = a.retry_failed;
+  o.rerun = a.rerun == "all" ? runner::RerunPolicy::kAll
+            : a.rerun == "none" ? runner::RerunPolicy::kNone
+                                : runner::RerunPolicy::kChanged;
   o.trial_timeout_s = a.trial_timeout;
   o.live_display = a.progress == "live" || (a.progress == "auto" && isatty(STDERR_FILENO));
   runner::SchedulerResult r = runner::run_sweep(sw, o);
 
+  std::string extra;
+  if (r.skipped_failed) extra += ", " + std::to_string(r.skipped_failed) + " failed earlier (not retried)";
+  if (r.skipped_running)
+    extra += ", " + std::to_string(r.skipped_running) + " running in another reglab process (not finished here)";
   std::fprintf(stderr, "sweep %s: %d trial(s): %d completed now, %d already completed, %d failed, %d interrupted%s\n",
-               sw.name.c_str(), r.total, r.completed, r.skipped_completed, r.failed, r.interrupted,
-               r.skipped_failed ? (", " + std::to_string(r.skipped_failed) + " failed earlier (not retried)").c_str() : "");
+               sw.name.c_str(), r.total, r.completed, r.skipped_completed, r.failed, r.interrupted, extra.c_str());
   if (!a.no_compare && !r.stopped_by_user) {
     store::Store store(g.db);
     query::CompareOptions co;
@@ -146,7 +153,9 @@ int run_command(const RunArgs& a, const GlobalOptions& g) {
     std::fprintf(stderr, "interrupted: run the same command again to resume.\n");
     return 130;
   }
-  return std::min(r.failed, 100);
+  // Every trial this command did not finish counts: failed now or earlier,
+  // interrupted, or left to another process that holds its lease.
+  return std::min(r.failed + r.interrupted + r.skipped_running + r.skipped_failed, 100);
 }
 
 }  // namespace
@@ -157,7 +166,9 @@ void add_run(CLI::App& app, GlobalOptions& g, int& exit_code) {
   cmd->footer(
       "Each trial runs in its own process; results go to the database (--db). A trial that crashes,\n"
       "returns a NaN loss or times out is recorded as failed and the sweep goes on; the exit code is\n"
-      "the number of failed trials (130 after Ctrl-C). See experiments/README.md for the TOML format.\n\n"
+      "the number of trials not finished (failed, interrupted, or running in another reglab process;\n"
+      "at most 100), 130 after Ctrl-C, 2 for an invalid sweep. A completed trial whose method code\n"
+      "changed is run again (--rerun). See experiments/README.md for the TOML format.\n\n"
       "Examples:\n"
       "  reglab run experiments/quickstart.toml -j 2\n"
       "  reglab run experiments/quickstart.toml --set task.epochs=1 --set data.limit=2000 --dry-run\n"
@@ -170,6 +181,11 @@ void add_run(CLI::App& app, GlobalOptions& g, int& exit_code) {
       ->check(CLI::Range(1, 256));
   cmd->add_flag("--dry-run", args->dry_run, "validate and print the trials without running anything");
   cmd->add_flag("--retry-failed", args->retry_failed, "run failed trials again");
+  cmd->add_option("--rerun", args->rerun,
+                  "completed trials whose code changed (the method plugin's version or library digest): "
+                  "changed = run them again as new attempts, all = run every completed trial again, none = keep "
+                  "them; old attempts stay queryable as 'superseded'")
+      ->check(CLI::IsMember({"changed", "all", "none"}))->capture_default_str();
   cmd->add_option("--trial-timeout", args->trial_timeout, "seconds before a trial is killed and marked failed (0 = none)")
       ->capture_default_str();
   cmd->add_option("--metric", args->metric,

@@ -13,6 +13,7 @@ void add_trial(CLI::App& app, int& exit_code) {
   cmd->add_option("--run", o->run_id)->required();
   cmd->add_option("--threads", o->threads);
   cmd->add_option("--spawned-at", o->spawned_at);
+  cmd->add_option("--lease-fd", o->lease_fd);
   cmd->callback([o, db, &exit_code] {
     o->db = *db;
     exit_code = runner::run_trial_process(*o);

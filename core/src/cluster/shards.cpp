@@ -21,7 +21,7 @@ struct MainRun {
 };
 
 std::optional<MainRun> find_main_run(store::Store& main, std::int64_t sweep_id, const std::string& key) {
-  SQLite::Statement q(main.db(), "SELECT id, status, error FROM runs WHERE sweep_id = ? AND key = ?");
+  SQLite::Statement q(main.db(), "SELECT id, status, error FROM runs WHERE sweep_id = ? AND key = ? AND status <> 'superseded'");
   q.bind(1, sweep_id);
   q.bind(2, key);
   if (!q.executeStep()) return std::nullopt;
@@ -39,14 +39,14 @@ void copy_run(SQLite::Database& src, std::int64_t from, SQLite::Database& dst, s
   {
     SQLite::Statement r(src,
                         "SELECT status, method_version, host, git_rev, attempts, started_at, finished_at, "
-                        "heartbeat_at, duration_s, error, log_path FROM runs WHERE id = ?");
+                        "heartbeat_at, duration_s, error, log_path, method_digest, reglab_digest FROM runs WHERE id = ?");
     r.bind(1, from);
     r.executeStep();
     SQLite::Statement u(dst,
                         "UPDATE runs SET status = ?, method_version = ?, host = ?, git_rev = ?, pid = 0, attempts = ?, "
-                        "started_at = ?, finished_at = ?, heartbeat_at = ?, duration_s = ?, error = ?, log_path = ? "
-                        "WHERE id = ?");
-    for (int c = 0; c < 11; ++c) {
+                        "started_at = ?, finished_at = ?, heartbeat_at = ?, duration_s = ?, error = ?, log_path = ?, "
+                        "method_digest = ?, reglab_digest = ? WHERE id = ?");
+    for (int c = 0; c < 13; ++c) {
       const auto col = r.getColumn(c);
       if (col.isNull())
         u.bind(c + 1);
@@ -57,7 +57,7 @@ void copy_run(SQLite::Database& src, std::int64_t from, SQLite::Database& dst, s
       else
         u.bind(c + 1, col.getString());
     }
-    u.bind(12, to);
+    u.bind(14, to);
     u.exec();
   }
   {

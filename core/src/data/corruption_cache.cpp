@@ -5,6 +5,7 @@
 #include "data/corruption_cache.h"
 
 #include "data/corruptions.h"
+#include "util/hash.h"
 #include "util/util.h"
 
 #include <torch/serialize.h>
@@ -55,18 +56,18 @@ Location locate(const fs::path& cache_dir, const std::string& dataset_id, const 
   std::ostringstream key;
   key << "fashion-mnist-c/v" << kCorruptionsVersion << " dataset=" << dataset_id << " corruption=" << name
       << " severity=" << severity << " seed=" << seed << " shape=" << data.size(0) << "x" << data.size(1)
-      << "x" << data.size(2) << "x" << data.size(3) << " images=" << util::fnv1a64_hex(bytes);
+      << "x" << data.size(2) << "x" << data.size(3) << " images=" << util::hash_hex(bytes);
   Location loc;
   loc.key = key.str();
-  loc.archive = cache_dir / (util::fnv1a64_hex(loc.key) + ".pt");
+  loc.archive = cache_dir / (util::hash_hex(loc.key) + ".pt");
   loc.sidecar = loc.archive;
-  loc.sidecar += ".fnv1a";
+  loc.sidecar += ".xxh3";
   return loc;
 }
 
 std::string sidecar_text(const std::string& key, const std::string& archive_bytes) {
   return "reglab corruption cache entry\nkey " + key + "\nbytes " + std::to_string(archive_bytes.size()) +
-         "\nfnv1a64 " + util::fnv1a64_hex(archive_bytes) + "\n";
+         "\n" + util::kHashAlgorithm + " " + util::hash_hex(archive_bytes) + "\n";
 }
 
 std::optional<torch::Tensor> read_entry(const Location& loc, const torch::Tensor& images) {

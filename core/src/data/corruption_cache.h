@@ -4,14 +4,14 @@
 // corrupt(images, name, severity, seed) returns (first_index 0: whole data
 // sets), reading it from `cache_dir` when a verified copy is there, computing
 // and storing it otherwise. One entry is two files:
-//   <cache_dir>/<16 hex digits>.pt        the tensor, a LibTorch archive
+//   <cache_dir>/<32 hex digits>.pt        the tensor, a LibTorch archive
 //                                         (torch::save)
-//   <cache_dir>/<16 hex digits>.pt.fnv1a  text: the entry's full key, the
+//   <cache_dir>/<32 hex digits>.pt.xxh3   text: the entry's full key, the
 //                                         archive's size in bytes and its
-//                                         FNV-1a 64 checksum
-// The hex digits are the FNV-1a 64 hash of the key, which holds everything
+//                                         XXH3-128 checksum (util/hash.h)
+// The hex digits are the XXH3-128 hash of the key, which holds everything
 // the result depends on: kCorruptionsVersion, dataset_id, name, severity,
-// seed, the images' shape and an FNV-1a checksum of their bytes — so a stale
+// seed, the images' shape and an XXH3-128 checksum of their bytes — so a stale
 // or mistaken dataset_id can never serve another data set's corruptions.
 //
 // An entry is used only when its sidecar names the same key and the archive
@@ -43,7 +43,7 @@ torch::Tensor cached_corruption(const std::filesystem::path& cache_dir, const st
                                 std::uint64_t seed);
 
 // The archive cached_corruption() reads and writes for these arguments (its
-// sidecar is this path plus ".fnv1a"). Nothing is read or written.
+// sidecar is this path plus ".xxh3"). Nothing is read or written.
 std::filesystem::path corruption_cache_file(const std::filesystem::path& cache_dir,
                                             const std::string& dataset_id, const torch::Tensor& images,
                                             const std::string& name, int severity, std::uint64_t seed);

@@ -124,6 +124,7 @@
 // takes depends on how the work is split.
 #include "data/corruptions.h"
 
+#include "util/hash.h"
 #include "util/util.h"
 
 #include <ATen/Parallel.h>
@@ -772,7 +773,7 @@ torch::Tensor corrupt(const torch::Tensor& images, const std::string& name, int 
   }
   check_images(images);
   if (images.size(0) == 0) return images.clone();
-  const std::uint64_t name_hash = std::stoull(util::fnv1a64_hex(name), nullptr, 16);
+  const std::uint64_t name_hash = util::hash64(name);
   const std::uint64_t base = mix64(mix64(seed) ^ name_hash);
   const Apply apply = find(name)->apply;
   // Chunks keep the working set in cache; every image is computed on its

@@ -64,7 +64,7 @@ namespace reglab::data {
 
 // Changes whenever corrupt() would return different values for the same
 // arguments; part of every corruption cache key.
-inline constexpr int kCorruptionsVersion = 1;
+inline constexpr int kCorruptionsVersion = 2;  // 2: the seed of a corruption mixes XXH3-64 of its name
 
 // The corruption names, in the order of the table above.
 const std::vector<std::string>& corruption_names();

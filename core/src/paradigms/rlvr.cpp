@@ -15,6 +15,7 @@
 #include "paradigms/policy_task.h"
 #include "plugins/loader.h"
 #include "plugins/method_handle.h"
+#include "util/hash.h"
 #include "util/util.h"
 
 namespace reglab::paradigms {
@@ -28,12 +29,8 @@ torch::Tensor char_ngram_embeddings(const std::vector<std::string>& texts, std::
   for (std::size_t i = 0; i < texts.size(); ++i) {
     const std::string marked = "^" + texts[i] + "$";
     for (std::size_t j = 0; j + 3 <= marked.size(); ++j) {
-      // FNV-1a over the three characters: fixed, so embeddings are the same in every build.
-      std::uint64_t h = 1469598103934665603ULL;
-      for (std::size_t k = j; k < j + 3; ++k) {
-        h ^= static_cast<unsigned char>(marked[k]);
-        h *= 1099511628211ULL;
-      }
+      // XXH3-64 of the three characters (util/hash.h): fixed, so embeddings are the same in every build.
+      const std::uint64_t h = util::hash64(std::string_view(marked).substr(j, 3));
       a[static_cast<std::int64_t>(i)][static_cast<std::int64_t>(h % static_cast<std::uint64_t>(dims))] += 1.0f;
     }
   }

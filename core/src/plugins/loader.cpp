@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 
+#include "util/hash.h"
 #include "util/util.h"
 
 namespace reglab::plugins {
@@ -91,7 +92,13 @@ LoadedPlugin load_plugin(const fs::path& file) {
   if (info->name == nullptr || std::string(info->name).empty()) throw fail("plugin declares no name");
   if (info->create == nullptr || info->destroy == nullptr) throw fail("plugin declares no factory");
   if (info->num_params > 0 && info->params == nullptr) throw fail("plugin declares parameters but no array");
-  return LoadedPlugin{info, file};
+  std::string digest;
+  try {
+    digest = util::hash_file_hex(file);
+  } catch (const std::exception& e) {
+    throw fail(std::string("cannot be hashed for its code identity: ") + e.what());
+  }
+  return LoadedPlugin{info, file, digest};
 }
 
 std::vector<fs::path> plugin_search_path() {

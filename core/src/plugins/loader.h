@@ -30,6 +30,9 @@ class PluginError : public std::runtime_error {
 struct LoadedPlugin {
   const PluginInfo* info = nullptr;
   std::filesystem::path path;
+  // XXH3-128 of the library file as loaded (util/hash.h): with the declared
+  // version, the code identity of every run of this method.
+  std::string digest;
   std::string name() const { return info->name; }
 };
 

@@ -84,6 +84,36 @@ GroupRow describe(const std::vector<double>& xs) {
   return g;
 }
 
+namespace {
+
+// A group's runs must come from one code identity (store::CodeIdentity):
+// pooling seeds of two versions of a method would blend two methods.
+void refuse_mixed_code(store::Store& store, const CompareOptions& options, const RunGroup& group) {
+  // Per method: a group of several methods (grouped by another key) pools
+  // them on purpose; two identities of one method it must not.
+  std::map<std::string, std::map<std::string, std::vector<std::int64_t>>> by_method;
+  for (const std::int64_t id : group.run_ids) {
+    const auto run = store.get_run(id);
+    if (run) by_method[run->method_name][store::code_identity_of(*run).describe()].push_back(id);
+  }
+  for (const auto& [method, by_identity] : by_method) {
+  if (by_identity.size() < 2) continue;
+  std::string what;
+  for (const auto& [identity, ids] : by_identity) {
+    std::vector<std::string> list;
+    for (std::size_t i = 0; i < ids.size() && i < 8; ++i) list.push_back(std::to_string(ids[i]));
+    if (ids.size() > 8) list.push_back("...");
+    what += "\n  " + identity + ": run(s) " + util::join(list, ", ");
+  }
+  throw std::runtime_error("group " + util::join(group.values, " ") + " of sweep '" + options.sweep +
+                           "' pools runs of " + std::to_string(by_identity.size()) + " code identities:" + what +
+                           "\nre-run the old ones with the current code (reglab run <sweep file>, whose --rerun "
+                           "changed is the default) or pass --pool-code to pool them anyway");
+  }
+}
+
+}  // namespace
+
 std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& options) {
   if (options.summary != "final" && options.summary != "best") {
     throw std::invalid_argument("compare: summary must be 'final' or 'best', got '" + options.summary + "'");
@@ -212,6 +242,7 @@ std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& opti
   std::vector<RunGroup> out;
   for (auto& [values, g] : groups) {
     g.values = values;
+    if (!options.pool_code) refuse_mixed_code(store, options, g);
     out.push_back(std::move(g));
   }
   return out;

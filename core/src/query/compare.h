@@ -23,6 +23,10 @@ struct CompareOptions {
   std::vector<std::string> by = {"method.name"};
   std::string summary = "final";  // "final" | "best"
   std::vector<std::pair<std::string, std::string>> where;  // config key == value (as text)
+  // A group whose runs were made by different code (store::CodeIdentity: the
+  // method's version or library digest) is refused with a message naming
+  // them, unless pool_code.
+  bool pool_code = false;
 };
 
 struct GroupRow {

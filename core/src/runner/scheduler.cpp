@@ -15,7 +15,10 @@
 #include <set>
 #include <thread>
 
+#include "plugins/loader.h"
+#include "runner/lease.h"
 #include "runner/preload.h"
+#include "runner/run_folder.h"
 #include "runner/progress.h"
 #include "stages/checkpoint.h"
 #include "runner/trial.h"
@@ -82,7 +85,8 @@ std::string describe_exit(int status) {
 // Starts the worker of one trial. With an empty `exe` the worker is a fork of
 // this process that calls run_trial_process directly (LibTorch, plugins and
 // preloaded data are already in memory); otherwise it execs `exe _trial ...`.
-Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs::path& log_path, int threads) {
+Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs::path& log_path, int threads,
+            int lease_fd) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -92,10 +96,12 @@ Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs:
     throw std::runtime_error("cannot open " + log_path.string() + ": " + std::strerror(errno));
   }
   std::string exe_s = exe.string(), db_s = db.string(), run_s = std::to_string(p.run_id),
-              threads_s = std::to_string(threads), spawned_s = std::to_string(util::now_seconds());
+              threads_s = std::to_string(threads), spawned_s = std::to_string(util::now_seconds()),
+              lease_s = std::to_string(lease_fd);
   std::vector<char*> argv = {exe_s.data(), const_cast<char*>("_trial"), const_cast<char*>("--db"), db_s.data(),
                              const_cast<char*>("--run"), run_s.data(), const_cast<char*>("--threads"),
-                             threads_s.data(), const_cast<char*>("--spawned-at"), spawned_s.data(), nullptr};
+                             threads_s.data(), const_cast<char*>("--spawned-at"), spawned_s.data(),
+                             const_cast<char*>("--lease-fd"), lease_s.data(), nullptr};
   const pid_t parent = getpid();
   const double spawned_at = util::now_seconds();
   std::fflush(nullptr);
@@ -108,6 +114,7 @@ Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs:
     dup2(fds[1], STDOUT_FILENO);
     dup2(log_fd, STDERR_FILENO);
     if (!exe.empty()) {
+      fcntl(lease_fd, F_SETFD, 0);  // the lease crosses exec into the worker
       execv(argv[0], argv.data());
       _exit(127);
     }
@@ -123,6 +130,7 @@ Child spawn(const fs::path& exe, const fs::path& db, const Pending& p, const fs:
       t.run_id = p.run_id;
       t.threads = threads;
       t.spawned_at = spawned_at;
+      t.lease_fd = lease_fd;
       code = run_trial_process(t);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "reglab worker: %s\n", e.what());
@@ -167,7 +175,70 @@ void drain(Child& c, Progress& progress) {
   }
 }
 
+// How long a new coordinator waits for the leases of runs left 'running' to
+// be released: a worker killed with its coordinator (PR_SET_PDEATHSIG) takes a
+// moment to exit.
+constexpr std::chrono::milliseconds kLeaseGrace{5000};
+
+std::string method_of(const config::Json& cfg) {
+  return cfg.contains("method") ? cfg["method"].value("name", "") : "";
+}
+
+// The code identity a trial of `method` would run with now.
+store::CodeIdentity current_identity(const std::string& method) {
+  const plugins::LoadedPlugin* p = plugins::registry().find(method);
+  if (p == nullptr) return {method, "", ""};
+  return {method, p->info->version ? p->info->version : "", p->digest};
+}
+
+// Summarises the code changes behind runs re-run (or kept) by --rerun.
+class CodeChanges {
+ public:
+  void add(const store::CodeIdentity& was, const store::CodeIdentity& now) {
+    ++count_[was.describe() + " -> now " + now.describe()];
+  }
+  void add(const std::string& what) { ++count_[what]; }
+  bool empty() const { return count_.empty(); }
+  std::string describe() const {
+    std::string out;
+    for (const auto& [what, n] : count_) out += "\n  " + std::to_string(n) + " run(s) of " + what;
+    return out;
+  }
+
+ private:
+  std::map<std::string, int> count_;
+};
+
+// Whether a completed run is run again under `policy`; `unknown` counts the
+// runs kept because they recorded no code identity (made before schema 3).
+bool rerun_wanted(const store::RunRow& run, const store::CodeIdentity& now, RerunPolicy policy, bool stage_changed,
+                  CodeChanges& changes, int& unknown) {
+  const store::CodeIdentity was = store::code_identity_of(run);
+  const bool own = was.known() && now.known() && was != now;
+  const bool changed = stage_changed || own;
+  if (!was.known() && !stage_changed) ++unknown;
+  if (own)
+    changes.add(was, now);
+  else if (stage_changed)
+    changes.add(was.method_name + ", started from a stage (init.from) that runs again");
+  switch (policy) {
+    case RerunPolicy::kAll: return true;
+    case RerunPolicy::kNone: return false;
+    case RerunPolicy::kChanged: return changed;
+  }
+  return false;
+}
+
 }  // namespace
+
+const char* to_string(RerunPolicy p) {
+  switch (p) {
+    case RerunPolicy::kChanged: return "changed";
+    case RerunPolicy::kAll: return "all";
+    case RerunPolicy::kNone: return "none";
+  }
+  return "?";
+}
 
 SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
   SchedulerResult result;
@@ -177,13 +248,57 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
   auto store = std::make_unique<store::Store>(opt.db);
   const std::string host = util::hostname();
   const std::int64_t sweep_id = store->upsert_sweep(sw.name, sw.description, sw.toml_text);
-  result.recovered_stale = store->recover_stale_runs(sweep_id, host, 600.0);
+  const auto lease_deadline = std::chrono::steady_clock::now() + kLeaseGrace;
+  std::vector<std::string> notes;  // said before anything runs
+
+  // Stages whose completed run is run again (other code, or --rerun all):
+  // the trials that start from them are run again too.
+  std::set<std::string> rebuilt_stages;
+  CodeChanges changes;
+  int unknown_identity = 0;
+  std::vector<std::int64_t> to_supersede;
+  if (!sw.stages.empty()) {
+    if (auto stage_sweep = store->find_sweep(sweep::kStagesSweep)) {
+      std::map<std::string, store::RunRow> current;
+      for (auto& r : store->list_runs(stage_sweep->id))
+        if (r.status != store::RunStatus::kSuperseded) current[r.key] = r;
+      for (const auto& st : sw.stages) {
+        auto it = current.find(st.key);
+        if (it == current.end() || it->second.status != store::RunStatus::kCompleted) continue;
+        if (rerun_wanted(it->second, current_identity(method_of(st.config)), opt.rerun, false, changes,
+                         unknown_identity)) {
+          rebuilt_stages.insert(st.key);
+          to_supersede.push_back(it->second.id);
+        }
+      }
+    }
+  }
 
   std::deque<Pending> queue;
   for (const auto& t : sw.trials) {
-    const std::string method = t.config.contains("method") ? t.config["method"].value("name", "") : "";
-    const std::int64_t id = store->ensure_run(sweep_id, t.key, t.label, t.config.dump(), method);
+    const std::string method = method_of(t.config);
+    std::int64_t id = store->ensure_run(sweep_id, t.key, t.label, t.config.dump(), method);
     auto run = store->get_run(id);
+    if (run->status == store::RunStatus::kRunning) {
+      // Running exactly while its lease is held; a worker that is gone (its
+      // coordinator was killed) has released it, at most after a moment.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(lease_deadline - std::chrono::steady_clock::now());
+      const fs::path dir = run_directory(opt.db, sw.name, t.key);
+      if (!lease_held(dir, std::max(left, std::chrono::milliseconds(0)))) {
+        if (store->mark_interrupted_if_running(id, "interrupted: its worker is gone (the run's lease " +
+                                                       (dir / kLeaseFile).string() + " was free)"))
+          ++result.recovered_stale;
+        run = store->get_run(id);
+      }
+    }
+    const std::string stage = t.stage;
+    if (run->status == store::RunStatus::kCompleted &&
+        rerun_wanted(*run, current_identity(method), opt.rerun, rebuilt_stages.count(stage) > 0, changes,
+                     unknown_identity)) {
+      to_supersede.push_back(id);
+      queue.push_back({id, t.label, t.key});  // its new attempt's id is set below
+      continue;
+    }
     switch (run->status) {
       case store::RunStatus::kCompleted: ++result.skipped_completed; break;
       case store::RunStatus::kFailed:
@@ -193,12 +308,44 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
           ++result.skipped_failed;
         break;
       case store::RunStatus::kRunning:
-        // Alive in another coordinator (stale ones were recovered above).
+        // Its lease is held: another reglab process is running it.
         ++result.skipped_running;
         break;
       default: queue.push_back({id, t.label, t.key}); break;
     }
   }
+
+  // Other code than now: said before anything runs, then the old attempts are
+  // kept as 'superseded' (their folders moved aside) and new ones queued.
+  if (!changes.empty()) {
+    const char* what = opt.rerun == RerunPolicy::kNone
+                           ? "they are kept as they are (--rerun none); `reglab compare` refuses to pool them with "
+                             "runs of other code"
+                           : "they run again as new attempts (--rerun changed, the default); the old runs stay "
+                             "queryable with status 'superseded'";
+    notes.push_back("code changed since these completed runs:" + changes.describe() + "\n" + what);
+  }
+  if (opt.rerun == RerunPolicy::kAll && !to_supersede.empty())
+    notes.push_back(std::to_string(to_supersede.size()) + " completed run(s) run again as new attempts (--rerun all)");
+  if (unknown_identity > 0 && opt.rerun != RerunPolicy::kAll)
+    notes.push_back(std::to_string(unknown_identity) +
+                    " completed run(s) recorded no code identity (made before reglab recorded one); kept "
+                    "(--rerun all runs them again)");
+  for (const std::string& n : notes) std::fprintf(stderr, "reglab: %s\n", n.c_str());
+  std::map<std::int64_t, std::int64_t> replaced;  // old run id -> its new attempt
+  for (const std::int64_t old_id : to_supersede) {
+    const auto run = store->get_run(old_id);
+    const fs::path dir = run_directory(opt.db, run->sweep_name, run->key);
+    const store::CodeIdentity now = current_identity(run->method_name);
+    replaced[old_id] = store->supersede_run(old_id, "superseded: its trial was run again with " + now.describe());
+    std::error_code ec;
+    if (fs::exists(dir, ec)) {
+      const fs::path aside = move_aside(dir);
+      store->move_run_files(old_id, dir.string(), aside.string());
+    }
+  }
+  for (Pending& p : queue)
+    if (auto it = replaced.find(p.run_id); it != replaced.end()) p.run_id = it->second;
 
   // Stages first: every stage a queued trial starts from is produced, or
   // rebuilt when its checkpoint is missing or corrupt, before any trial runs;
@@ -288,16 +435,22 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
 
   Progress progress(sw.name, static_cast<int>(queue.size()), opt.live_display);
   if (result.recovered_stale > 0)
-    progress.message(std::to_string(result.recovered_stale) + " run(s) left running by a previous coordinator were marked interrupted and will be resumed");
+    progress.message(std::to_string(result.recovered_stale) +
+                     " run(s) left running by a reglab process that is gone (their leases were free) were marked "
+                     "interrupted and will be resumed");
   if (result.skipped_running > 0)
-    progress.message("skipping " + std::to_string(result.skipped_running) +
-                     " run(s) that another reglab process is running right now");
+    progress.message("not running " + std::to_string(result.skipped_running) +
+                     " run(s) that another reglab process is running right now (their leases are held); "
+                     "they are not finished by this command");
   if (result.skipped_completed > 0 || result.skipped_failed > 0)
     progress.message("skipping " + std::to_string(result.skipped_completed) + " completed run(s)" +
                      (result.skipped_failed ? ", " + std::to_string(result.skipped_failed) +
                                                   " failed run(s) (use --retry-failed to run them again)"
                                             : std::string()));
 
+  // Hashed once here, so that forked workers inherit it instead of each
+  // reading the binary again.
+  (void)reglab_binary_digest();
   StopSignals signals;
   int handled_stops = 0;
   std::map<pid_t, Child> children;
@@ -349,16 +502,34 @@ SchedulerResult run_sweep(const sweep::Sweep& sw, const SchedulerOptions& opt) {
       Pending p = queue.front();
       queue.pop_front();
       const fs::path dir = run_directory(opt.db, sw.name, p.key);
-      fs::create_directories(dir);
       const fs::path log_path = dir / "trial.log";
-      // Claim first, under our own pid: another coordinator on the same sweep
-      // may have taken this run since we listed it.
-      if (!store->claim_run(p.run_id, getpid(), host, git_rev, log_path.string())) {
+      // The folder must be this run's own (a foreign one is moved aside),
+      // and its lease ours, before the store says the run is running: the
+      // lease is what makes 'running' true (runner/lease.h).
+      const FolderClaim folder = claim_run_folder(dir, {store->store_id(), p.run_id, p.key});
+      if (!folder.moved_aside.empty()) progress.message(folder.moved_aside);
+      std::optional<Lease> lease;
+      if (folder.usable) lease = Lease::try_acquire(dir);
+      if (!lease) {
+        progress.message(folder.usable ? "run " + std::to_string(p.run_id) + " (" + p.label +
+                                             ") is being run by another reglab process (its lease is held)"
+                                       : folder.refused);
         ++result.skipped_running;
         continue;
       }
+      // Claim under our own pid: another coordinator on the same sweep may
+      // have finished this run since we listed it.
+      if (!store->claim_run(p.run_id, getpid(), host, git_rev, log_path.string())) {
+        auto now = store->get_run(p.run_id);
+        if (now && now->status == store::RunStatus::kCompleted)
+          ++result.skipped_completed;
+        else
+          ++result.skipped_running;
+        continue;
+      }
       store.reset();
-      Child c = spawn(exe, opt.db, p, log_path, threads);
+      Child c = spawn(exe, opt.db, p, log_path, threads, lease->fd());
+      lease->release();  // the worker holds it now
       store = std::make_unique<store::Store>(opt.db);
       store->set_run_pid(p.run_id, c.pid);
       progress.started(p.run_id, p.label);

@@ -3,7 +3,9 @@
 // For each trial the store holds one run, keyed by (sweep, trial key). A run
 // already completed is skipped; failed runs are skipped unless retry_failed;
 // pending, interrupted and stale runs (left 'running' by a coordinator that
-// died) are run; runs that another live coordinator is running are left to it. Each trial runs in its own worker process (runner/trial.h),
+// died: their lease is free, runner/lease.h) are run; runs whose lease another
+// process holds are left to it (counted in skipped_running, not finished).
+// Completed runs of other code are run again by `rerun`. Each trial runs in its own worker process (runner/trial.h),
 // `jobs` at once, each with an equal share of the intra-op threads. A worker
 // that crashes, is killed, or runs past `trial_timeout_s` is recorded as
 // failed with the reason and the tail of its log; the sweep goes on.
@@ -22,6 +24,15 @@
 
 namespace reglab::runner {
 
+// What `reglab run` does with a completed trial whose code identity (the
+// method plugin's version and library digest, store::CodeIdentity) is not the
+// code it would run with now: kChanged (the default) runs such trials again
+// as new attempts, kAll runs every completed trial again, kNone keeps them.
+// Old attempts are kept as 'superseded'. Runs recorded before reglab kept
+// code identities count as unchanged (only kAll re-runs them).
+enum class RerunPolicy { kChanged, kAll, kNone };
+const char* to_string(RerunPolicy policy);
+
 struct SchedulerOptions {
   std::filesystem::path db = "results/reglab.db";
   // Workers are forks of this process (fast: LibTorch, plugins and data are
@@ -32,6 +43,7 @@ struct SchedulerOptions {
   int jobs = 1;
   int threads_total = 0;              // 0 = hardware concurrency
   bool retry_failed = false;
+  RerunPolicy rerun = RerunPolicy::kChanged;
   double trial_timeout_s = 0;         // 0 = none
   bool live_display = false;          // redraw a status block (terminal) or print log lines
 };
@@ -40,7 +52,7 @@ struct SchedulerResult {
   int total = 0;
   int skipped_completed = 0;
   int skipped_failed = 0;
-  int skipped_running = 0;  // running in another live coordinator
+  int skipped_running = 0;  // its lease is held by another reglab process: not finished here
   int completed = 0;
   int failed = 0;
   int interrupted = 0;

@@ -15,10 +15,15 @@
 #include "paradigms/rlvr.h"
 #include "paradigms/sft.h"
 #include "paradigms/tta.h"
+#include "plugins/loader.h"
+#include "runner/lease.h"
+#include "runner/run_folder.h"
 #include "stages/checkpoint.h"
 #include "runner/trial_env.h"
 #include "store/store.h"
 #include "sweep/stage.h"
+#include "util/hash.h"
+#include "util/hash.h"
 #include "util/util.h"
 
 namespace reglab::runner {
@@ -49,6 +54,17 @@ class SpdLogger final : public Logger {
 
 }  // namespace
 
+const std::string& reglab_binary_digest() {
+  static const std::string digest = [] {
+    try {
+      return util::hash_file_hex("/proc/self/exe");
+    } catch (const std::exception&) {
+      return std::string();
+    }
+  }();
+  return digest;
+}
+
 fs::path run_directory(const fs::path& db, const std::string& sweep, const std::string& key) {
   fs::path base = db.parent_path().empty() ? fs::path(".") : db.parent_path();
   return base / "runs" / sweep / key;
@@ -68,7 +84,35 @@ int run_trial_process(const TrialProcessOptions& options) {
   const fs::path run_dir = options.results_dir.empty()
                                ? run_directory(options.db, run->sweep_name, run->key)
                                : options.results_dir / "runs" / run->sweep_name / run->key;
-  fs::create_directories(run_dir);
+  // The folder must be this run's own, and its lease ours, before anything is
+  // read from or written to it (a coordinator did both already and handed
+  // the lease over; a Slurm element or a hand-started worker does them here).
+  const runner::FolderClaim folder = claim_run_folder(run_dir, {store.store_id(), run->id, run->key});
+  if (!folder.usable) {
+    std::cerr << "reglab: run " << run->id << ": " << folder.refused << "\n";
+    return kExitLeaseHeld;
+  }
+  if (!folder.moved_aside.empty()) std::cerr << "reglab: " << folder.moved_aside << "\n";
+  Lease lease;
+  if (options.lease_fd >= 0) {
+    lease = Lease::adopt(options.lease_fd);
+  } else {
+    std::optional<Lease> taken;
+    try {
+      taken = Lease::try_acquire(run_dir);
+    } catch (const std::exception& e) {
+      // A file system without flock: the run goes on unleased (reglab
+      // status says so for Slurm results folders).
+      std::cerr << "reglab: warning: " << e.what() << "; run " << run->id << " runs without a lease\n";
+    }
+    if (taken) {
+      lease = std::move(*taken);
+    } else if (lease_support_problem(run_dir).empty()) {
+      std::cerr << "reglab: run " << run->id << " (" << run->key << ") is already running in another process "
+                << "(its lease " << (run_dir / kLeaseFile).string() << " is held); not starting it again\n";
+      return kExitLeaseHeld;
+    }
+  }
   const fs::path log_path = run->log_path.empty() ? run_dir / "trial.log" : fs::path(run->log_path);
 
   // A logger of our own, never registered globally (plugins must not find it
@@ -91,10 +135,14 @@ int run_trial_process(const TrialProcessOptions& options) {
                  std::cout << kProgressPrefix << progress.dump() << std::endl;
                },
                [&] { store.heartbeat(run->id); },
-               [&](const std::string&, const std::string& version) { store.set_method_version(run->id, version); },
+               [&](const std::string& name, const std::string& version) {
+                 const plugins::LoadedPlugin* plugin = plugins::registry().find(name);
+                 store.set_code_identity(run->id, version, plugin ? plugin->digest : std::string(),
+                                         reglab_binary_digest());
+               },
                [&](const std::string& kind, const fs::path& file) {
                  if (kind == "checkpoint") checkpoint_recorded = true;
-                 store.add_artifact({run->id, kind, file.string(), util::fnv1a64_hex(util::read_file(file))});
+                 store.add_artifact({run->id, kind, file.string(), util::hash_file_hex(file)});
                },
                options.spawned_at};
   auto fail = [&](const std::string& what) {

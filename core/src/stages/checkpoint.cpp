@@ -1,6 +1,7 @@
 #include "stages/checkpoint.h"
 
 #include "sweep/stage.h"
+#include "util/hash.h"
 #include "util/util.h"
 
 namespace reglab::stages {
@@ -39,7 +40,7 @@ StageCheck check_stage(store::Store& store, const std::string& key, const fs::pa
   } else {
     std::string actual;
     try {
-      actual = util::fnv1a64_hex(util::read_file(file));
+      actual = util::hash_file_hex(file);
     } catch (const std::exception& e) {
       actual = "";
     }

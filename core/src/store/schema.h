@@ -28,8 +28,13 @@ struct Migration {
 
 // The migrations of this build, in order; the last one's version is
 // kSchemaVersion. Version 1 creates the results tables, version 2 the Slurm
-// executor's job records.
+// executor's job records, version 3 the records' identities (code identity,
+// superseded runs, the store's id, XXH3-128 keys and checksums).
 const std::vector<Migration>& migrations();
+
+// A new random store id (32 hex digits): what a store's run folders are
+// marked with (meta.store_id, store/run_folder.h).
+std::string new_store_id();
 
 // The stored schema version: 0 for an empty file or one without meta.
 int read_schema_version(SQLite::Database& db);

@@ -9,6 +9,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <thread>
@@ -30,7 +31,8 @@ namespace {
 constexpr const char* kRunColumns =
     "r.id, r.sweep_id, s.name, r.key, r.label, r.status, r.config_json, r.method_name, "
     "r.method_version, r.host, r.git_rev, r.pid, r.attempts, r.created_at, r.started_at, "
-    "r.finished_at, r.heartbeat_at, r.duration_s, r.error, r.log_path "
+    "r.finished_at, r.heartbeat_at, r.duration_s, r.error, r.log_path, r.method_digest, r.reglab_digest, "
+    "coalesce(r.superseded_by, 0) "
     "FROM runs r JOIN sweeps s ON s.id = r.sweep_id";
 
 RunRow read_run(SQLite::Statement& q) {
@@ -55,6 +57,9 @@ RunRow read_run(SQLite::Statement& q) {
   r.duration_s = q.getColumn(17).getDouble();
   r.error = q.getColumn(18).getString();
   r.log_path = q.getColumn(19).getString();
+  r.method_digest = q.getColumn(20).getString();
+  r.reglab_digest = q.getColumn(21).getString();
+  r.superseded_by = q.getColumn(22).getInt64();
   return r;
 }
 
@@ -89,20 +94,6 @@ bool is_digits(const std::string& s) {
   return true;
 }
 
-// kill(pid, 0) probes without signalling: ESRCH means no such process, EPERM
-// means it exists but belongs to someone else (still alive).
-bool pid_alive(std::int64_t pid) {
-  if (pid <= 0) return false;
-  if (::kill(static_cast<pid_t>(pid), 0) == 0) return true;
-  return errno != ESRCH;
-}
-
-std::string format_seconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f", s);
-  return buf;
-}
-
 }  // namespace
 
 const char* to_string(RunStatus s) {
@@ -112,6 +103,7 @@ const char* to_string(RunStatus s) {
     case RunStatus::kCompleted: return "completed";
     case RunStatus::kFailed: return "failed";
     case RunStatus::kInterrupted: return "interrupted";
+    case RunStatus::kSuperseded: return "superseded";
   }
   return "unknown";
 }
@@ -122,9 +114,17 @@ RunStatus run_status_from_string(const std::string& s) {
   if (s == "completed") return RunStatus::kCompleted;
   if (s == "failed") return RunStatus::kFailed;
   if (s == "interrupted") return RunStatus::kInterrupted;
+  if (s == "superseded") return RunStatus::kSuperseded;
   throw std::invalid_argument("unknown run status '" + s +
-                              "' (expected pending, running, completed, failed or interrupted)");
+                              "' (expected pending, running, completed, failed, interrupted or superseded)");
 }
+
+std::string CodeIdentity::describe() const {
+  if (!known()) return method_name + (method_version.empty() ? "" : " " + method_version) + " (code identity not recorded)";
+  return method_name + " " + method_version + " (library " + method_digest.substr(0, 12) + ")";
+}
+
+CodeIdentity code_identity_of(const RunRow& run) { return {run.method_name, run.method_version, run.method_digest}; }
 
 Store::Store(const std::filesystem::path& path, Journal journal) : path_(path) {
   try {
@@ -167,11 +167,17 @@ void Store::open_connection(Journal journal) {
     db_->exec("PRAGMA journal_mode = DELETE");
     db_->exec("PRAGMA synchronous = FULL");
   }
-  db_->exec("PRAGMA foreign_keys = ON");
   // 32 MiB of page cache (grown only as used) keeps a large metric batch's
   // B-tree pages in memory.
   db_->exec("PRAGMA cache_size = -32768");
+  // Foreign keys are off while migrating: a step that rebuilds a table
+  // (schema 3's runs) must not cascade its DROP into the rows that refer to
+  // it; each such step checks the references itself before it commits.
+  db_->exec("PRAGMA foreign_keys = OFF");
   migrate(*db_, migrations(), path_);
+  db_->exec("PRAGMA foreign_keys = ON");
+  SQLite::Statement id(*db_, "SELECT value FROM meta WHERE key = 'store_id'");
+  store_id_ = id.executeStep() ? id.getColumn(0).getString() : "";
 }
 
 Store::~Store() = default;
@@ -226,7 +232,7 @@ std::vector<FlatParam> flatten_for(const std::string& key, const std::string& co
 }
 
 std::optional<std::int64_t> existing_run(SQLite::Database& db, std::int64_t sweep_id, const std::string& key) {
-  SQLite::Statement q(db, "SELECT id FROM runs WHERE sweep_id = ? AND key = ?");
+  SQLite::Statement q(db, "SELECT id FROM runs WHERE sweep_id = ? AND key = ? AND status <> 'superseded'");
   q.bind(1, sweep_id);
   q.bind(2, key);
   if (q.executeStep()) return q.getColumn(0).getInt64();
@@ -330,7 +336,13 @@ std::optional<RunRow> Store::find_run(const std::string& id_or_key_prefix) {
   std::vector<RunRow> found;
   while (q.executeStep()) found.push_back(read_run(q));
   if (found.empty()) return std::nullopt;
-  if (found.size() == 1) return found.front();
+  // One trial's attempts share its key: the key names the current attempt
+  // (superseded ones are reached by their run id).
+  if (std::all_of(found.begin(), found.end(), [&](const RunRow& r) { return r.key == found.front().key; })) {
+    for (const RunRow& r : found)
+      if (r.status != RunStatus::kSuperseded) return r;
+    return found.back();
+  }
   std::string list;
   for (std::size_t i = 0; i < found.size() && i < 5; ++i) {
     list += "\n  " + std::to_string(found[i].id) + "  " + found[i].key + "  (" + found[i].sweep_name + ")";
@@ -383,7 +395,7 @@ bool start_attempt(SQLite::Database& db, std::int64_t run_id, std::int64_t pid, 
   SQLite::Statement q(db, std::string("UPDATE runs SET status = 'running', pid = :pid, host = :host, git_rev = :rev, "
                                       "log_path = :log, attempts = attempts + 1, started_at = :now, heartbeat_at = :now, "
                                       "finished_at = NULL, duration_s = NULL, error = '' WHERE id = :id") +
-                              (only_if_free ? " AND status NOT IN ('running', 'completed')" : ""));
+                              (only_if_free ? " AND status NOT IN ('running', 'completed', 'superseded')" : ""));
   q.bind(":pid", pid);
   q.bind(":host", host);
   q.bind(":rev", git_rev);
@@ -430,8 +442,55 @@ void Store::set_run_text(std::int64_t run_id, const char* what, const char* sql,
   tx.commit();
 }
 
-void Store::set_method_version(std::int64_t run_id, const std::string& version) {
-  set_run_text(run_id, "set_method_version", "UPDATE runs SET method_version = ? WHERE id = ?", version);
+void Store::set_code_identity(std::int64_t run_id, const std::string& method_version,
+                              const std::string& method_digest, const std::string& reglab_digest) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_, "UPDATE runs SET method_version = ?, method_digest = ?, reglab_digest = ? WHERE id = ?");
+  q.bind(1, method_version);
+  q.bind(2, method_digest);
+  q.bind(3, reglab_digest);
+  q.bind(4, run_id);
+  q.exec();
+  require_one_row(*db_, run_id, "set_code_identity");
+  tx.commit();
+}
+
+std::int64_t Store::supersede_run(std::int64_t run_id, const std::string& why) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  std::optional<RunRow> old = get_run(run_id);
+  if (!old) throw std::runtime_error("supersede_run: no run with id " + std::to_string(run_id));
+  if (old->status == RunStatus::kRunning || old->status == RunStatus::kSuperseded)
+    throw std::runtime_error("supersede_run: run " + std::to_string(run_id) + " is " + to_string(old->status));
+  {
+    SQLite::Statement q(*db_, "UPDATE runs SET status = 'superseded', error = ? WHERE id = ?");
+    q.bind(1, why);
+    q.bind(2, run_id);
+    q.exec();
+  }
+  const std::int64_t id =
+      insert_run(*db_, old->sweep_id, {old->key, old->label, old->config_json, old->method_name},
+                 flatten_for(old->key, old->config_json));
+  SQLite::Statement link(*db_, "UPDATE runs SET superseded_by = ? WHERE id = ?");
+  link.bind(1, id);
+  link.bind(2, run_id);
+  link.exec();
+  tx.commit();
+  return id;
+}
+
+void Store::move_run_files(std::int64_t run_id, const std::string& from, const std::string& to) {
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  for (const char* sql : {"UPDATE runs SET log_path = ? || substr(log_path, ?) WHERE id = ? AND substr(log_path, 1, ?) = ?",
+                          "UPDATE artifacts SET path = ? || substr(path, ?) WHERE run_id = ? AND substr(path, 1, ?) = ?"}) {
+    SQLite::Statement q(*db_, sql);
+    q.bind(1, to);
+    q.bind(2, static_cast<std::int64_t>(from.size() + 1));
+    q.bind(3, run_id);
+    q.bind(4, static_cast<std::int64_t>(from.size()));
+    q.bind(5, from);
+    q.exec();
+  }
+  tx.commit();
 }
 
 void Store::heartbeat(std::int64_t run_id) {
@@ -463,57 +522,20 @@ void Store::reset_run(std::int64_t run_id, const std::string& why) {
                why);
 }
 
-int Store::recover_stale_runs(std::int64_t sweep_id, const std::string& host, double stale_after_s) {
+bool Store::mark_interrupted_if_running(std::int64_t run_id, const std::string& why) {
   SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
   const std::string now = util::now_iso8601();
-  struct Stale {
-    std::int64_t id;
-    std::string why;
-  };
-  std::vector<Stale> stale;
-  {
-    SQLite::Statement q(*db_,
-                        "SELECT id, host, pid, heartbeat_at, "
-                        "(julianday(?) - julianday(coalesce(heartbeat_at, started_at))) * 86400.0 "
-                        "FROM runs WHERE sweep_id = ? AND status = 'running'");
-    q.bind(1, now);
-    q.bind(2, sweep_id);
-    while (q.executeStep()) {
-      const std::int64_t id = q.getColumn(0).getInt64();
-      const std::string run_host = q.getColumn(1).getString();
-      const std::int64_t pid = q.getColumn(2).getInt64();
-      const bool has_age = !q.getColumn(4).isNull();
-      const double age = q.getColumn(4).getDouble();
-      if (run_host == host && pid > 0) {
-        if (!pid_alive(pid)) {
-          stale.push_back({id, "interrupted: worker process " + std::to_string(pid) + " on " + host +
-                                   " is no longer alive (the run was left 'running' by a coordinator "
-                                   "that stopped)"});
-        }
-      } else if (!has_age) {
-        stale.push_back({id, "interrupted: run on host '" + run_host +
-                                 "' was left 'running' and never sent a heartbeat"});
-      } else if (age > stale_after_s) {
-        stale.push_back({id, "interrupted: no heartbeat from host '" + run_host + "' for " +
-                                 format_seconds(age) + " s (stale after " + format_seconds(stale_after_s) +
-                                 " s)"});
-      }
-    }
-  }
   SQLite::Statement up(*db_,
                        "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ?, "
                        "duration_s = (julianday(?) - julianday(started_at)) * 86400.0 "
                        "WHERE id = ? AND status = 'running'");
-  for (const Stale& s : stale) {
-    up.bind(1, s.why);
-    up.bind(2, now);
-    up.bind(3, now);
-    up.bind(4, s.id);
-    up.exec();
-    up.reset();
-  }
+  up.bind(1, why);
+  up.bind(2, now);
+  up.bind(3, now);
+  up.bind(4, run_id);
+  const bool changed = up.exec() == 1;
   tx.commit();
-  return static_cast<int>(stale.size());
+  return changed;
 }
 
 // --- metrics and summaries --------------------------------------------------

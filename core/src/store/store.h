@@ -21,11 +21,13 @@ class Statement;
 
 namespace reglab::store {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 // How long a writer waits for another process's transaction before failing.
 inline constexpr int kBusyTimeoutMs = 30000;
 
-enum class RunStatus { kPending, kRunning, kCompleted, kFailed, kInterrupted };
+// kSuperseded: an attempt whose trial was run again with other code (reglab
+// run --rerun); kept, with its metrics, for queries, never resumed or compared.
+enum class RunStatus { kPending, kRunning, kCompleted, kFailed, kInterrupted, kSuperseded };
 const char* to_string(RunStatus s);
 RunStatus run_status_from_string(const std::string& s);  // throws on unknown
 
@@ -47,6 +49,11 @@ struct RunRow {
   std::string config_json;   // canonical resolved config
   std::string method_name;
   std::string method_version;
+  // The code identity of the attempt: XXH3-128 of the method plugin's library
+  // file and of the reglab binary that ran it ("" for runs recorded before
+  // schema 3, or not yet started).
+  std::string method_digest;
+  std::string reglab_digest;
   std::string host;
   std::string git_rev;
   std::int64_t pid = 0;      // worker pid while running
@@ -55,7 +62,24 @@ struct RunRow {
   double duration_s = 0;
   std::string error;
   std::string log_path;
+  std::int64_t superseded_by = 0;  // the attempt that replaced this one (0: none)
 };
+
+// What ran a trial: the method plugin's name, version and library digest.
+// Runs are compared, and trials re-run, by this identity (reglab's own binary
+// digest is recorded beside it but not part of it: rebuilding the core for a
+// change elsewhere must not invalidate every result).
+struct CodeIdentity {
+  std::string method_name, method_version, method_digest;
+  bool known() const { return !method_digest.empty(); }
+  bool operator==(const CodeIdentity& o) const {
+    return method_name == o.method_name && method_version == o.method_version && method_digest == o.method_digest;
+  }
+  bool operator!=(const CodeIdentity& o) const { return !(*this == o); }
+  // "ce 1.0 (library 0123456789ab)" or "ce (code identity not recorded)".
+  std::string describe() const;
+};
+CodeIdentity code_identity_of(const RunRow& run);
 
 struct MetricPoint {
   std::string key;   // "test.acc"
@@ -106,6 +130,8 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   const std::filesystem::path& path() const { return path_; }
+  // meta.store_id: the random id that marks this store's run folders.
+  const std::string& store_id() const { return store_id_; }
 
   // Sweeps: upsert by name (description and toml updated).
   std::int64_t upsert_sweep(const std::string& name, const std::string& description,
@@ -113,7 +139,8 @@ class Store {
   std::optional<SweepRow> find_sweep(const std::string& name);
   std::vector<SweepRow> list_sweeps();
 
-  // Runs. ensure_run inserts a pending run for (sweep, key) unless one exists,
+  // Runs. ensure_run inserts a pending run for (sweep, key) unless a run
+  // that is not superseded exists,
   // and stores its config and flattened params; returns the run id either way.
   // An existing run is left exactly as it is (status, config, label), so a
   // re-run sweep never disturbs completed work. Throws std::invalid_argument
@@ -145,18 +172,28 @@ class Store {
   bool claim_run(std::int64_t run_id, std::int64_t pid, const std::string& host, const std::string& git_rev,
                  const std::string& log_path);
   void set_run_pid(std::int64_t run_id, std::int64_t pid);
-  void set_method_version(std::int64_t run_id, const std::string& version);
+  // Records what ran the attempt (the worker, once the plugin is loaded).
+  void set_code_identity(std::int64_t run_id, const std::string& method_version, const std::string& method_digest,
+                         const std::string& reglab_digest);
+  // Keeps a run that is not running as 'superseded' (metrics, summaries and
+  // artifacts stay queryable) and adds a fresh pending run of the same trial
+  // (sweep, key, label, config, params) in one transaction; `why` becomes the
+  // old run's error text. Returns the new run's id. std::runtime_error for an
+  // unknown, running or already superseded run.
+  std::int64_t supersede_run(std::int64_t run_id, const std::string& why);
+  // Rewrites where a run's files are (after the runner moved its folder):
+  // its log path and artifact paths that start with `from` start with `to`.
+  void move_run_files(std::int64_t run_id, const std::string& from, const std::string& to);
   void heartbeat(std::int64_t run_id);
   void mark_finished(std::int64_t run_id, RunStatus status, const std::string& error);
   // Back to 'pending' so that the run is produced again (a stage whose
   // checkpoint was found missing or corrupt); `why` becomes its error text
   // until it runs. Its metrics stay (a re-run replaces them step by step).
   void reset_run(std::int64_t run_id, const std::string& why);
-  // Runs of this sweep left 'running' by a coordinator that is gone: on this
-  // host whose pid is not alive, on other hosts whose heartbeat is older than
-  // `stale_after_s` (or that never sent one). They become 'interrupted' with
-  // an error saying why. Returns how many.
-  int recover_stale_runs(std::int64_t sweep_id, const std::string& host, double stale_after_s);
+  // A run whose worker is known to be gone (the runner found its lease free)
+  // becomes 'interrupted' with `why`, if it is still 'running'; whether it
+  // changed. The store never decides whether a process is alive.
+  bool mark_interrupted_if_running(std::int64_t run_id, const std::string& why);
 
   // Metrics: batched inserts in one transaction; (run, key, step) is unique,
   // a repeated point replaces the old value (a resumed run re-logging an
@@ -185,6 +222,7 @@ class Store {
   void set_run_text(std::int64_t run_id, const char* what, const char* sql, const std::string& value);
 
   std::filesystem::path path_;
+  std::string store_id_;
   std::unique_ptr<SQLite::Database> db_;
   // Declared after db_ so that it is finalised before the connection closes.
   std::unique_ptr<SQLite::Statement> insert_metric_;

@@ -8,6 +8,7 @@
 
 #include "config/value_check.h"
 #include "sweep/spec.h"
+#include "util/hash.h"
 #include "util/util.h"
 
 namespace reglab::sweep {
@@ -180,7 +181,7 @@ void assign_labels(std::vector<Trial>& trials, const std::vector<Json>& written)
 
 }  // namespace
 
-std::string trial_key(const Json& resolved) { return util::fnv1a64_hex(resolved.dump()); }
+std::string trial_key(const Json& resolved) { return util::hash_hex(resolved.dump()); }
 
 Sweep load_sweep(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                  const config::MethodLookup& lookup, const config::MethodNames& names) {

@@ -18,9 +18,6 @@ bool ends_with(std::string_view text, std::string_view suffix);
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
-// FNV-1a 64-bit hash as 16 lower-case hex digits.
-std::string fnv1a64_hex(std::string_view data);
-
 // UTC wall-clock time as "2026-11-29T04:21:19.123Z".
 std::string now_iso8601();
 // Seconds since the epoch (monotonic enough for durations across processes).
