@@ -7,11 +7,14 @@
 // 20 tries while exiting 0.
 #include <gtest/gtest.h>
 
+#include <sys/file.h>
+
 #include <map>
 #include <random>
 
 #include "e2e/cli_harness.h"
 #include "store/store.h"
+#include "util/util.h"
 
 using reglab::testing::CliSandbox;
 using reglab::testing::tiny_sweep;
@@ -74,6 +77,71 @@ TEST(Kill9Stress, EveryTrialCompletesExactlyOnceAfterRandomKills) {
   }
   // The moments must really land while the first command works.
   EXPECT_GE(killed_mid_run, 15);
+}
+
+// A run left 'running' whose recorded pid is alive but is not its worker (a
+// reused pid, a worker that is still exiting): before the leases the next
+// command trusted kill(pid, 0), skipped the run and exited 0 with it
+// unfinished. Its lease is free, so it is resumed.
+TEST(Leases, ARunningRunWithALivePidButAFreeLeaseIsResumed) {
+  CliSandbox box;
+  const fs::path file = box.write("pid.toml", tiny_sweep("pid", "[[sweep.variants]]\nmethod = { name = \"ce\" }\n"));
+  const std::vector<std::string> args = {"run", file.string(), "--no-compare"};
+  ASSERT_EQ(box.run(args).code, 0);
+  const pid_t alive = ::fork();
+  if (alive == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  std::int64_t id = 0;
+  {
+    reglab::store::Store store(box.db());
+    const auto runs = store.list_runs(store.find_sweep("pid")->id);
+    id = runs.at(0).id;
+    store.reset_run(id, "");
+    store.mark_running(id, alive, reglab::util::hostname(), "", runs.at(0).log_path);
+  }
+  const auto again = box.run(args);
+  ::kill(alive, SIGKILL);
+  ::waitpid(alive, nullptr, 0);
+  EXPECT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.err.find("leases were free"), std::string::npos) << again.err;
+  reglab::store::Store store(box.db());
+  EXPECT_EQ(store.get_run(id)->status, reglab::store::RunStatus::kCompleted) << again.err;
+}
+
+// A run whose lease another process holds is running, whatever its pid says:
+// it is left alone, and the command's exit code and summary count it.
+TEST(Leases, ARunWhoseLeaseIsHeldIsLeftAloneAndCountedAsUnfinished) {
+  CliSandbox box;
+  const fs::path file = box.write("held.toml", tiny_sweep("held", "[[sweep.variants]]\nmethod = { name = \"ce\" }\n"));
+  const std::vector<std::string> args = {"run", file.string(), "--no-compare"};
+  ASSERT_EQ(box.run(args).code, 0);
+  std::int64_t id = 0;
+  fs::path lease;
+  {
+    reglab::store::Store store(box.db());
+    const auto runs = store.list_runs(store.find_sweep("held")->id);
+    id = runs.at(0).id;
+    store.reset_run(id, "");
+    store.mark_running(id, 1, "another-host", "", runs.at(0).log_path);
+    lease = fs::path(runs.at(0).log_path).parent_path() / "lease";
+  }
+  const int fd = ::open(lease.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  const auto again = box.run(args);
+  EXPECT_EQ(again.code, 1) << again.err;
+  EXPECT_NE(again.err.find("1 running in another reglab process (not finished here)"), std::string::npos) << again.err;
+  {
+    reglab::store::Store store(box.db());
+    EXPECT_EQ(store.get_run(id)->status, reglab::store::RunStatus::kRunning);
+  }
+  ::close(fd);  // the holder is gone: the next command resumes it
+  const auto third = box.run(args);
+  EXPECT_EQ(third.code, 0) << third.err;
+  reglab::store::Store store(box.db());
+  EXPECT_EQ(store.get_run(id)->status, reglab::store::RunStatus::kCompleted);
 }
 
 }  // namespace

@@ -153,7 +153,7 @@ Json runs(store::Store& store, const ApiRequest& r) {
     try {
       (void)store::run_status_from_string(status);
     } catch (const std::exception&) {
-      throw ApiError(400, "parameter 'status' must be pending, running, completed, failed or interrupted, got '" +
+      throw ApiError(400, "parameter 'status' must be pending, running, completed, failed, interrupted or superseded, got '" +
                               status + "'");
     }
   }

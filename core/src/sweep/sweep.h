@@ -29,7 +29,7 @@ namespace reglab::sweep {
 using config::Json;
 
 struct Trial {
-  std::string key;    // 16 hex digits, hash of `config.dump()`
+  std::string key;    // 32 hex digits, util::hash_hex of `config.dump()`
   Json config;        // resolved: base ⊕ variant ⊕ grid ⊕ sample, defaults filled, "seed" set
   std::int64_t seed = 0;
   std::string label;  // short human label: the keys that vary across the sweep, "method.name=ce seed=1"
@@ -56,7 +56,7 @@ struct Sweep {
 Sweep load_sweep(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                  const config::MethodLookup& lookup, const config::MethodNames& names);
 
-// Hash of a canonical configuration (FNV-1a 64 of json.dump(), 16 hex digits).
+// Hash of a canonical configuration (XXH3-128 of json.dump(), util/hash.h).
 std::string trial_key(const Json& resolved);
 
 }  // namespace reglab::sweep
