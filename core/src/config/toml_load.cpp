@@ -148,13 +148,13 @@ Document load_toml_file(const std::filesystem::path& path) {
   // Said plainly, since this is the first thing a mistyped path meets.
   auto fail = [&](const char* why) { return ConfigError({Issue{SourceLocation{path.string()}, "", why, ""}}); };
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw fail("file does not exist");
-  if (std::filesystem::is_directory(path, ec)) throw fail("is a folder, not a TOML file");
+  if (!std::filesystem::exists(path, ec)) throw fail("cannot read file: it does not exist");
+  if (std::filesystem::is_directory(path, ec)) throw fail("cannot read file: it is a folder, not a TOML file");
   std::string text;
   try {
     text = util::read_file(path);
   } catch (const std::exception&) {
-    throw fail("cannot read the file (permission denied?)");
+    throw fail("cannot read file: permission denied or an I/O error");
   }
   return load_with_bases(text, path, {});
 }
