@@ -70,7 +70,7 @@ TEST(UserErrors, EveryKindExits2WithOneMessageStyle) {
   EXPECT_TRUE(starts_with(r.err, "reglab: ")) << r.err;
   EXPECT_NE(r.err.find("not_there"), std::string::npos) << r.err;
   const fs::path junk = box.write("junk.db", "this is not an SQLite file, but long enough to have a header............");
-  r = box.run({"--db", junk.string(), "ls"});
+  r = shell(box, quoted(REGLAB_BINARY) + " --db " + quoted(junk) + " ls");  // box.run passes its own --db
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_TRUE(starts_with(r.err, "reglab: ")) << r.err;
   EXPECT_NE(r.err.find(junk.string()), std::string::npos) << r.err;
