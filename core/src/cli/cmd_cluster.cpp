@@ -1,6 +1,7 @@
 // `reglab collect`, `reglab status`, `reglab cancel` and the hidden
 // `reglab _slurm-element`: the Slurm side of a sweep (see cluster/submit.h).
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -55,7 +56,8 @@ std::string element_text(const cluster::ElementId& e) {
 }
 
 int status_command(const std::string& sweep, bool all, const GlobalOptions& g) {
-  store::Store main(g.db);
+  if (!std::filesystem::exists(g.db)) throw std::runtime_error("no results database at " + g.db + " (pass --db)");
+  store::Store main(g.db, store::ReadOnly{});  // status only reads
   cluster::SlurmClient slurm;
   const auto rows = cluster::sweep_status(main, sweep, slurm);
   // One word per run: what a person wants to know first.

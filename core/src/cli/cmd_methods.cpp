@@ -58,6 +58,10 @@ int methods_command(const std::string& name) {
       std::printf("\nfailed to load:\n");
       for (const auto& f : reg.failures()) std::printf("  %s\n    %s\n", f.path.c_str(), f.reason.c_str());
     }
+    if (!reg.shadowed().empty()) {
+      std::printf("\nshadowed (not used: a plugin of the same name was found first):\n");
+      for (const auto& f : reg.shadowed()) std::printf("  %s\n    %s\n", f.path.c_str(), f.reason.c_str());
+    }
     std::printf("\nsearched: ");
     std::vector<std::string> dirs;
     for (const auto& d : plugins::plugin_search_path()) dirs.push_back(d.string());

@@ -43,7 +43,7 @@ int plot_command(PlotArgs& a, const GlobalOptions& g) {
   }
   report::validate(a.plot);
   if (!fs::exists(g.db)) throw std::runtime_error("no results database at " + g.db + " (run a sweep first, or pass --db)");
-  store::Store store(g.db);
+  store::Store store(g.db, store::ReadOnly{});
   const report::PlotData data = report::load_plot(store, a.plot);
   const fs::path output = fs::absolute(a.output);
   if (!a.keep_script.empty()) {

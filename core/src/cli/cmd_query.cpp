@@ -19,7 +19,7 @@ namespace {
 store::Store open_existing(const std::string& db) {
   if (!fs::exists(db))
     throw std::runtime_error("no results database at " + db + " (run a sweep first, or pass --db)");
-  return store::Store(db);
+  return store::Store(db, store::ReadOnly{});  // an archived, read-only copy is queryable
 }
 
 int ls_command(const std::string& db, const std::string& sweep_name, const std::string& status) {

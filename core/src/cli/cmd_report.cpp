@@ -23,7 +23,7 @@ struct ReportArgs {
 int report_command(ReportArgs& a, const GlobalOptions& g) {
   if (!fs::exists(g.db)) throw std::runtime_error("no results database at " + g.db + " (run a sweep first, or pass --db)");
   a.report.plots = !a.no_plots;
-  store::Store store(g.db);
+  store::Store store(g.db, store::ReadOnly{});
   const std::string html = report::build_report(store, a.report);
   const fs::path out(a.output);
   if (out.has_parent_path()) fs::create_directories(out.parent_path());

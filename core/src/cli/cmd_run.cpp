@@ -90,7 +90,8 @@ int run_command(const RunArgs& a, const GlobalOptions& g) {
   try {
     sw = sweep::load_sweep(a.file, a.sets, registry_lookup(), registry_names());
   } catch (const config::ConfigError& e) {
-    std::cerr << e.what() << "\nreglab: the sweep is invalid; nothing was run or stored.\n";
+    for (const auto& issue : e.issues()) std::cerr << "reglab: " << issue.str() << "\n";
+    std::cerr << "reglab: the sweep is invalid; nothing was run or stored.\n";
     return 2;
   }
   if (a.dry_run) {
@@ -175,7 +176,9 @@ void add_run(CLI::App& app, GlobalOptions& g, int& exit_code) {
       "  reglab run experiments/noisy_labels.toml --executor slurm --partition cpu --cpus-per-trial 4 --max-parallel 20\n\n"
       "With --executor slurm the trials still to do go to Slurm as one job array and the command returns at\n"
       "once; see `reglab status`, `reglab collect`, `reglab cancel` and \"Running on a cluster\" in README.md.");
-  cmd->add_option("sweep", args->file, "sweep file (TOML)")->required()->check(CLI::ExistingFile);
+  // No CLI::ExistingFile: the loader reports a missing file like any other
+  // sweep error (exit 2, the file named), not with CLI11's code 105.
+  cmd->add_option("sweep", args->file, "sweep file (TOML)")->required();
   cmd->add_option("--set", args->sets, "override a key for every trial: --set optim.lr=0.05 (repeatable)");
   cmd->add_option("-j,--jobs", args->jobs, "trials run at once (default: one per core); intra-op threads are divided between them")
       ->check(CLI::Range(1, 256));

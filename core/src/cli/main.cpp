@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "config/config.h"
 #include "reglab/version.h"
 
 int main(int argc, char** argv) {
@@ -36,10 +37,18 @@ int main(int argc, char** argv) {
   reglab::cli::add_probe(app, exit_code);
   reglab::cli::add_trial(app, exit_code);
   reglab::cli::add_cluster(app, global, exit_code);
+  // Every user error exits 2 with one style (README.md, "Exit codes"):
+  // `reglab: file:line:col: key 'k': message` where there is a location,
+  // `reglab: message` otherwise. CLI11's own codes (105, 106, ...) are not used.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
+    std::cerr << "reglab: " << e.what() << " (see reglab --help)\n";
+    return 2;
+  } catch (const reglab::config::ConfigError& e) {
+    for (const auto& issue : e.issues()) std::cerr << "reglab: " << issue.str() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "reglab: " << e.what() << "\n";
     return 2;

@@ -145,11 +145,16 @@ Document load_with_bases(const std::string& text, const fs::path& path, std::vec
 }  // namespace
 
 Document load_toml_file(const std::filesystem::path& path) {
+  // Said plainly, since this is the first thing a mistyped path meets.
+  auto fail = [&](const char* why) { return ConfigError({Issue{SourceLocation{path.string()}, "", why, ""}}); };
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw fail("cannot read file: it does not exist");
+  if (std::filesystem::is_directory(path, ec)) throw fail("cannot read file: it is a folder, not a TOML file");
   std::string text;
   try {
     text = util::read_file(path);
-  } catch (const std::exception& err) {
-    throw ConfigError({Issue{SourceLocation{path.string()}, "", std::string("cannot read file: ") + err.what(), ""}});
+  } catch (const std::exception&) {
+    throw fail("cannot read file: permission denied or an I/O error");
   }
   return load_with_bases(text, path, {});
 }

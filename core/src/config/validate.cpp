@@ -1,5 +1,7 @@
 // config/validate.cpp — one trial configuration against the core and method schemas.
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -207,6 +209,7 @@ class Validator {
     if (paradigm_bit_ == kMil) check_mil(trial);
     if (paradigm_bit_ == kClassify || paradigm_bit_ == kTta) check_classes(trial);
     if (paradigm_bit_ == kTta) check_tta(trial);
+    if (paradigm_bit_ == kClassify || paradigm_bit_ == kMil || paradigm_bit_ == kTta) check_data_files(trial);
     if (paradigm_bit_ == kSft || paradigm_bit_ == kRlvr) check_policy_task(trial);
     if (paradigm_bit_ == kRlvr) check_rlvr(trial);
   }
@@ -353,6 +356,34 @@ class Validator {
                               " test samples but data.test_limit keeps only " +
                               std::to_string(test_limit.get<std::int64_t>()) + ": the stream would be empty");
     }
+  }
+
+  // The dataset's files must be there before a sweep row or a run is stored
+  // (otherwise a mistyped data.root is found only when a trial starts). The
+  // root is resolved like the trial does: relative to the working folder.
+  // The file names are those data/fashion_mnist.cpp reads.
+  void check_data_files(const Json& trial) {
+    const Json dataset = value_or_default(trial, "data.dataset");
+    const Json root = value_or_default(trial, "data.root");
+    if (dataset != "fashion-mnist" || !root.is_string()) return;  // synthetic data, or a type error walk() reported
+    namespace fs = std::filesystem;
+    const fs::path dir = root.get<std::string>();
+    std::error_code ec;
+    const char* hint = " (install Debian's dataset-fashion-mnist, or set data.root to the folder of the four "
+                       "Fashion-MNIST .gz files)";
+    if (!fs::is_directory(dir, ec)) {
+      add("data.root", "folder '" + dir.string() + "' " + (fs::exists(dir, ec) ? "is not a folder" : "does not exist") +
+                           hint);
+      return;
+    }
+    std::vector<std::string> bad;
+    for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                             "t10k-labels-idx1-ubyte.gz"}) {
+      const fs::path file = dir / name;
+      if (!fs::is_regular_file(file, ec) || !std::ifstream(file, std::ios::binary)) bad.push_back(name);
+    }
+    if (!bad.empty())
+      add("data.root", "folder '" + dir.string() + "' lacks readable " + util::join(bad, ", ") + hint);
   }
 
   // The given value, or the default when the key is absent.

@@ -103,11 +103,20 @@ LoadedPlugin load_plugin(const fs::path& file) {
 
 std::vector<fs::path> plugin_search_path() {
   std::vector<fs::path> dirs;
+  fs::path exe = boost::dll::program_location().parent_path();
 #ifdef REGLAB_BUILD_PLUGIN_DIR
-  dirs.emplace_back(REGLAB_BUILD_PLUGIN_DIR);
+  // Only a binary running from the build tree uses the build's plugins: an
+  // installed one would otherwise load the (maybe newer or older) build's
+  // copies first and list its own installed ones as duplicates.
+  {
+    std::error_code ec;
+    const fs::path build = fs::weakly_canonical(fs::path(REGLAB_BUILD_PLUGIN_DIR).parent_path(), ec);
+    const fs::path here = fs::weakly_canonical(exe, ec);
+    const auto mismatch = std::mismatch(build.begin(), build.end(), here.begin(), here.end());
+    if (!build.empty() && mismatch.first == build.end()) dirs.emplace_back(REGLAB_BUILD_PLUGIN_DIR);
+  }
 #endif
   // Installed layout: <prefix>/bin/reglab and <prefix>/lib/reglab/plugins.
-  fs::path exe = boost::dll::program_location().parent_path();
   if (!exe.empty()) dirs.push_back(exe.parent_path() / REGLAB_INSTALL_PLUGIN_DIR_REL);
   if (const char* env = std::getenv("REGLAB_PLUGIN_PATH")) {
     for (const std::string& d : util::split(env, ':'))
@@ -138,7 +147,7 @@ Registry Registry::discover(const std::vector<fs::path>& dirs) {
         LoadedPlugin p = load_plugin(f);
         auto [it, inserted] = seen_names.emplace(p.name(), f);
         if (!inserted) {
-          reg.failures_.push_back({f, "method '" + p.name() + "' is already provided by " + it->second.string()});
+          reg.shadowed_.push_back({f, "method '" + p.name() + "' is already provided by " + it->second.string()});
           continue;
         }
         reg.plugins_.push_back(p);

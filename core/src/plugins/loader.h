@@ -3,8 +3,10 @@
 // Discovery order: the build's plugin folder, the install folder
 // (<prefix>/lib/reglab/plugins next to the running binary), then every folder
 // in REGLAB_PLUGIN_PATH (':'-separated). Files named libreglab_*.so are
-// candidates. The first plugin of a given name wins; later duplicates are
-// reported as failures.
+// candidates. The build's folder is searched only by a binary that runs from
+// the build tree (an installed reglab uses its install's plugins). The first
+// plugin of a given name wins; later ones of the same name (a second copy on
+// REGLAB_PLUGIN_PATH, say) are reported as shadowed, not as failures.
 //
 // Loading reads the plain-data PluginInfo first and checks the API version
 // and ABI fingerprint against the core's before calling anything else; a
@@ -64,6 +66,8 @@ class Registry {
 
   const std::vector<LoadedPlugin>& plugins() const { return plugins_; }
   const std::vector<LoadFailure>& failures() const { return failures_; }
+  // Loaded fine, but a plugin of the same name found earlier is used instead.
+  const std::vector<LoadFailure>& shadowed() const { return shadowed_; }
   std::vector<std::string> names() const;
   const LoadedPlugin* find(const std::string& name) const;
   // Throws PluginError for an unknown name, suggesting the closest names and
@@ -73,6 +77,7 @@ class Registry {
  private:
   std::vector<LoadedPlugin> plugins_;
   std::vector<LoadFailure> failures_;
+  std::vector<LoadFailure> shadowed_;
 };
 
 // The process-wide registry, discovered on first use.

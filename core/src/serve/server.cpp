@@ -36,7 +36,8 @@ void common_headers(httplib::Response& res) {
 store::Store& thread_store(const std::string& db) {
   thread_local std::map<std::string, std::unique_ptr<store::Store>> stores;
   auto& s = stores[db];
-  if (!s) s = std::make_unique<store::Store>(db);
+  // live: a sweep that starts after the dashboard is still seen.
+  if (!s) s = std::make_unique<store::Store>(db, store::ReadOnly{true});
   return *s;
 }
 

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <thread>
 #include <cmath>
+#include <fstream>
 #include <csignal>
 #include <limits>
 #include <map>
@@ -178,6 +179,82 @@ void Store::open_connection(Journal journal) {
   db_->exec("PRAGMA foreign_keys = ON");
   SQLite::Statement id(*db_, "SELECT value FROM meta WHERE key = 'store_id'");
   store_id_ = id.executeStep() ? id.getColumn(0).getString() : "";
+}
+
+// --- read-only open (see ReadOnly in store.h) -------------------------------
+
+namespace {
+
+// `path` as an SQLite URI: "file:" + the absolute path, with the characters
+// the URI syntax reserves (and any non-ASCII byte) percent-encoded.
+std::string file_uri(const std::filesystem::path& path, const char* query) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = "file:";
+  for (unsigned char c : std::filesystem::absolute(path).lexically_normal().string()) {
+    if (c == '%' || c == '?' || c == '#' || c <= 0x20 || c >= 0x7f) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "?" + query;
+}
+
+// The header's read and write versions (bytes 18, 19) are 2 in WAL mode.
+bool has_wal_header(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char header[20] = {};
+  return in.read(header, sizeof header) && header[18] == 2 && header[19] == 2;
+}
+
+}  // namespace
+
+Store::Store(const std::filesystem::path& path, ReadOnly read_only) : path_(path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path_, ec)) throw std::runtime_error("no results database at " + path_.string());
+  // A WAL database without its -wal file holds every commit in the file
+  // itself and has no writer: immutable=1 reads it without creating the
+  // -wal/-shm files (impossible in a read-only folder, litter elsewhere).
+  const bool snapshot = has_wal_header(path_) && !std::filesystem::exists(path_.string() + "-wal", ec);
+  try {
+    try {
+      open_read_only(snapshot && !read_only.live);
+    } catch (const SQLite::Exception& e) {
+      const int code = e.getErrorCode() & 0xff;
+      if (!(snapshot && read_only.live && (code == SQLITE_CANTOPEN || code == SQLITE_READONLY))) throw;
+      db_.reset();
+      open_read_only(true);  // the folder is read-only: no writer can start there either
+    }
+  } catch (const SQLite::Exception& e) {
+    db_.reset();
+    throw std::runtime_error("cannot open results database " + path_.string() + " read-only: " + e.what());
+  }
+}
+
+void Store::open_read_only(bool immutable) {
+  db_ = std::make_unique<SQLite::Database>(file_uri(path_, immutable ? "immutable=1" : "mode=ro"),
+                                           SQLite::OPEN_READONLY | SQLite::OPEN_URI, kBusyTimeoutMs);
+  const int newest = migrations().back().version;
+  int version = 0;
+  try {
+    version = read_schema_version(*db_);
+  } catch (const SQLite::Exception&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("results database " + path_.string() + ": " + e.what());
+  }
+  if (version == 0)
+    throw std::runtime_error(path_.string() + " is not a reglab results database (it has no meta.schema_version)");
+  if (version > newest)
+    throw std::runtime_error("results database " + path_.string() + " has schema version " + std::to_string(version) +
+                             ", newer than this build's " + std::to_string(newest) + ": use a newer reglab");
+  if (version < newest)
+    throw std::runtime_error("results database " + path_.string() + " has schema version " + std::to_string(version) +
+                             ", older than this build's " + std::to_string(newest) +
+                             ", and a read-only open does not migrate: make it writable and open it once with a "
+                             "command that writes (reglab run, reglab collect), or do that on a writable copy");
 }
 
 Store::~Store() = default;

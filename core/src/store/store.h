@@ -118,6 +118,25 @@ struct ParamRow {
 // a cluster node uses the rollback journal instead.
 enum class Journal { kWal, kRollback };
 
+// Asks Store's constructor for a read-only connection (ls, show, compare,
+// plot, report, serve, status): SQLITE_OPEN_READONLY, no journal-mode change,
+// no migration, so an archived copy (mode 0444, a read-only folder or mount)
+// can be queried and its bytes are never changed. Writes through such a Store
+// throw. The file must exist. A database whose schema is older than this
+// build is refused with a message saying to open it once writable (which
+// migrates it): the queries are written for the current schema only.
+// How the file is opened (see open_connection):
+//  - a rollback-journal database, or a WAL database whose -wal file exists
+//    (a writer is or was active): `mode=ro`, which sees the writers' commits;
+//  - a WAL database without a -wal file: `immutable=1` when `live` is false
+//    (nothing is created beside it, which a read-only folder needs), else
+//    `mode=ro`, falling back to `immutable=1` when SQLite cannot create the
+//    -shm file. `live` (serve) keeps seeing a sweep that starts later, at
+//    the cost of the -wal/-shm files a WAL reader creates in a writable folder.
+struct ReadOnly {
+  bool live = false;
+};
+
 class Store {
  public:
   // Opens or creates the database (and its parent folder), sets the journal
@@ -125,6 +144,10 @@ class Store {
   // Throws std::runtime_error naming the path when the file cannot be opened,
   // is not an SQLite database, or has a schema newer than this build.
   explicit Store(const std::filesystem::path& path, Journal journal = Journal::kWal);
+  // Opens an existing database read-only (see ReadOnly); std::runtime_error
+  // naming the path when it is missing, unreadable, not a database, or has a
+  // schema older or newer than this build.
+  Store(const std::filesystem::path& path, ReadOnly read_only);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -216,6 +239,7 @@ class Store {
 
  private:
   void open_connection(Journal journal);  // one attempt at opening, setting up and migrating
+  void open_read_only(bool immutable);    // one attempt at a read-only connection; checks the version
   void write_summaries_locked(std::int64_t run_id);  // inside the caller's transaction
   // One UPDATE of one run (sql binds the text value, then the run id), in its
   // own transaction; std::runtime_error naming `what` for an unknown run.
