@@ -38,7 +38,9 @@ TEST(StoreMigration, StepsEndAtTheCurrentVersion) {
   const auto& steps = migrations();
   ASSERT_FALSE(steps.empty());
   EXPECT_EQ(steps.back().version, kSchemaVersion);
-  for (std::size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i].version, static_cast<int>(i) + 1);
+  // Increasing, not necessarily consecutive: versions are numbered where
+  // they were planned, and a branch may merge before another's step.
+  for (std::size_t i = 1; i < steps.size(); ++i) EXPECT_LT(steps[i - 1].version, steps[i].version) << i;
 }
 
 TEST(StoreMigration, VersionZeroWithOnlyMetaIsMigratedToCurrent) {
@@ -89,7 +91,7 @@ TEST(StoreMigration, Version1DatabaseGainsTheSlurmTablesAndKeepsItsRuns) {
     EXPECT_FALSE(has_table(raw, "slurm_jobs"));
   }
   Store store(path);
-  EXPECT_EQ(read_schema_version(store.db()), 2);
+  EXPECT_EQ(read_schema_version(store.db()), kSchemaVersion);
   for (const char* t : {"slurm_jobs", "slurm_tasks", "shard_merges"}) EXPECT_TRUE(has_table(store.db(), t)) << t;
   ASSERT_EQ(store.list_runs().size(), 1u);
   EXPECT_EQ(store.list_runs()[0].status, RunStatus::kCompleted);

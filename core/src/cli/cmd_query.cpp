@@ -130,6 +130,7 @@ void add_query(CLI::App& app, GlobalOptions& g, int& exit_code) {
     cmd->add_option("--where", *where, "only runs whose config KEY=VALUE (repeatable)");
     cmd->add_option("--format", *fmt, "table, markdown, csv or json")
         ->check(CLI::IsMember({"table", "markdown", "csv", "json"}))->capture_default_str();
+    add_direction_flags(cmd, o->direction);
     cmd->callback([o, by, where, fmt, &g, &exit_code] {
       if (!by->empty()) o->by = *by;
       for (const auto& w : *where) {

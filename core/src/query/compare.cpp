@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "util/util.h"
 
@@ -217,18 +218,43 @@ std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& opti
   return out;
 }
 
+const char* direction_words(MetricDirection direction) {
+  switch (direction) {
+    case MetricDirection::kHigher: return "higher is better";
+    case MetricDirection::kLower: return "lower is better";
+    case MetricDirection::kNone: break;
+  }
+  return "no declared direction";
+}
+
+std::pair<MetricDirection, DirectionSource> resolve_direction(store::Store& store, const std::string& metric,
+                                                              const std::vector<std::int64_t>& run_ids,
+                                                              std::optional<MetricDirection> override_direction) {
+  if (override_direction) return {*override_direction, DirectionSource::kOverride};
+  const std::vector<MetricDirection> declared = store.declared_directions(metric, run_ids);
+  if (declared.empty()) return {MetricDirection::kNone, DirectionSource::kUndeclared};
+  if (declared.size() > 1) return {MetricDirection::kNone, DirectionSource::kDisagree};
+  return {declared.front(), DirectionSource::kDeclared};
+}
+
 CompareResult compare(store::Store& store, const CompareOptions& options) {
   CompareResult result;
   result.options = options;
-  result.lower_is_better = lower_is_better(options.metric);
+  std::vector<std::int64_t> run_ids;
   for (const RunGroup& group : group_runs(store, options)) {
     GroupRow g = describe(group.summaries);
     g.values = group.values;
     result.rows.push_back(std::move(g));
+    run_ids.insert(run_ids.end(), group.run_ids.begin(), group.run_ids.end());
   }
+  std::tie(result.direction, result.direction_source) =
+      resolve_direction(store, options.metric, run_ids, options.direction);
+  // Without a direction there is no "best": the groups keep the order of
+  // their values.
+  if (result.direction == MetricDirection::kNone) return result;
   // Best first; groups whose mean is NaN (a diverged run) go last. Ties keep
   // the order of the group values, so the output is deterministic.
-  const bool lower = result.lower_is_better;
+  const bool lower = result.direction == MetricDirection::kLower;
   std::stable_sort(result.rows.begin(), result.rows.end(), [lower](const GroupRow& a, const GroupRow& b) {
     const bool an = std::isnan(a.mean), bn = std::isnan(b.mean);
     if (an != bn) return bn;

@@ -28,7 +28,8 @@ struct Migration {
 
 // The migrations of this build, in order; the last one's version is
 // kSchemaVersion. Version 1 creates the results tables, version 2 the Slurm
-// executor's job records.
+// executor's job records, version 4 the metric directions (back-filled for
+// the core's metric keys of existing runs).
 const std::vector<Migration>& migrations();
 
 // The stored schema version: 0 for an empty file or one without meta.
