@@ -154,6 +154,14 @@ TEST_F(DirectionsTest, UsedFractionHasNoBestMarkAndNoBestSummary) {
   const auto doc = nlohmann::json::parse(query::format(r, "json"));
   EXPECT_EQ(doc["direction"], "none");
   for (const auto& g : doc["groups"]) EXPECT_EQ(g["best"], false);
+  // No "best" summaries to compare: the error says why.
+  o.summary = "best";
+  try {
+    query::compare(*store_, o);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("declare no higher or lower direction"), std::string::npos) << e.what();
+  }
 }
 
 // (d) The override ranks as asked, whatever was declared, and says so.

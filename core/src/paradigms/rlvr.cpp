@@ -233,7 +233,8 @@ void RlvrTrial::evaluate(std::int64_t at) {
     for (const auto& [name, value] : evaluate_policy(policy_, *problems, eo))
       env_.metrics.record_core(prefix + name, value, at);
   }
-  env_.metrics.record_core("time.eval_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), at);
+  env_.metrics.record_core("time.eval_s",
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), at);
 }
 
 // Pads per-row vectors of different lengths into [B, R].

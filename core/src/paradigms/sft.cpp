@@ -22,8 +22,8 @@ using config::Json;
 
 namespace {
 
-void record_eval(runner::MetricRecorder& metrics, const std::string& prefix, const std::map<std::string, double>& scores,
-                 std::int64_t step) {
+void record_eval(runner::MetricRecorder& metrics, const std::string& prefix,
+                 const std::map<std::string, double>& scores, std::int64_t step) {
   for (const auto& [name, value] : scores) metrics.record_core(prefix + name, value, step);
 }
 

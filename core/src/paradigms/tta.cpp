@@ -392,8 +392,8 @@ void run_tta(runner::TrialEnv& env) {
     m.record_core("tta.known_acc", 1.0 - total.error(), n_corruptions);
   }
   m.record_core("time.tta_s", tta_seconds, n_corruptions);
-  m.record_core("tta.samples_per_s", tta_seconds > 0 ? static_cast<double>(total.samples()) / tta_seconds : std::nan(""),
-           n_corruptions);
+  m.record_core("tta.samples_per_s",
+                tta_seconds > 0 ? static_cast<double>(total.samples()) / tta_seconds : std::nan(""), n_corruptions);
   m.flush();
   env.log.info("stream done: err " + format(total.error()) + ", used " + format(total.used_fraction()) + ", " +
                format(tta_seconds > 0 ? static_cast<double>(total.samples()) / tta_seconds : 0.0) + " samples/s");

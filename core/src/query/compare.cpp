@@ -117,6 +117,20 @@ std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& opti
       value_of[q.getColumn(0).getInt64()] = q.getColumn(1).isNull() ? kNaN : q.getColumn(1).getDouble();
     }
   }
+  if (value_of.empty() && options.summary == "best") {
+    // "best" summaries exist only for metrics declared higher or lower is
+    // better: say so rather than that the metric is missing.
+    SQLite::Statement q(db,
+                        "SELECT 1 FROM summaries s JOIN runs r ON r.id = s.run_id "
+                        "WHERE r.sweep_id = ? AND r.status = 'completed' AND s.key = ? AND s.kind = 'final' LIMIT 1");
+    q.bind(1, sweep->id);
+    q.bind(2, options.metric);
+    if (q.executeStep()) {
+      throw std::runtime_error("metric '" + options.metric + "' of sweep '" + options.sweep +
+                               "' has no 'best' summary: its runs declare no higher or lower direction for it "
+                               "(use --summary final)");
+    }
+  }
   if (value_of.empty()) {
     std::vector<std::string> present;
     SQLite::Statement q(db,
