@@ -73,6 +73,13 @@ constexpr double kMaskedMeanEps = 1e-8;  // EasyR1's VF.masked_mean
 class Aepo final : public reglab::Method {
  public:
   void setup(const reglab::MethodContext& ctx) override {
+    // Diagnostics of the entropy control, none of them a score: the entropy
+    // tracks a target from either side, the temperature and row counts are settings
+    // the method picks each step.
+    using reglab::MetricDirection;
+    for (const char* key : {"method.entropy", "method.temperature", "method.selected_rows", "method.replaced_rows",
+                            "method.entropy_estimate"})
+      ctx.metrics.declare(key, MetricDirection::kNone);
     target_ = ctx.params.get_double("target_entropy");
     n_ = ctx.params.get_int("n");
     t_high_ = ctx.params.get_double("temperature_high");

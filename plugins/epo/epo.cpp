@@ -92,6 +92,12 @@ double phase_weight(std::int64_t epoch, std::int64_t max_epochs) {
 class Epo final : public reglab::Method {
  public:
   void setup(const reglab::MethodContext& ctx) override {
+    // Diagnostics of the entropy regulariser, none of them a score (an entropy
+    // in its band is a setting of the method, not better or worse per se).
+    using reglab::MetricDirection;
+    for (const char* key : {"method.entropy_history_mean", "method.phase_weight", "method.smoothing_term",
+                            "method.penalty_differentiable", "method.in_band_fraction"})
+      ctx.metrics.declare(key, MetricDirection::kNone);
     entropy_coef_ = ctx.params.get_double("entropy_coeff");
     smooth_coef_ = ctx.params.get_double("smooth_coeff");
     kl_coef_ = ctx.params.get_double("kl_coef");

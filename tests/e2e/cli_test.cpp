@@ -234,6 +234,21 @@ TEST(Cli, QueriesAfterARun) {
   ASSERT_EQ(csv.code, 0) << csv.err;
   EXPECT_NE(csv.out.find("method.name"), std::string::npos) << csv.out;
   EXPECT_NE(csv.out.find("label_smoothing"), std::string::npos) << csv.out;
+  // The classify paradigm declared test.nll lower is better where it
+  // recorded it; the flags override that declaration, one at a time.
+  auto json = box.run({"compare", "q", "--metric", "test.nll", "--format", "json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_NE(json.out.find("\"direction\": \"lower\""), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"direction_source\": \"declared\""), std::string::npos) << json.out;
+  auto higher = box.run({"compare", "q", "--metric", "test.nll", "--higher-is-better"});
+  ASSERT_EQ(higher.code, 0) << higher.err;
+  EXPECT_NE(higher.out.find("higher is better (as asked)"), std::string::npos) << higher.out;
+  auto timing = box.run({"compare", "q", "--metric", "time.epoch_s"});
+  ASSERT_EQ(timing.code, 0) << timing.err;
+  EXPECT_NE(timing.out.find("no declared direction"), std::string::npos) << timing.out;
+  EXPECT_EQ(timing.out.find("best"), std::string::npos) << timing.out;
+  auto both = box.run({"compare", "q", "--metric", "test.nll", "--higher-is-better", "--lower-is-better"});
+  EXPECT_NE(both.code, 0) << both.out;
   auto runs = runs_of(box.db(), "q");
   auto log = box.run({"show", std::to_string(runs[0].id), "--log"});
   EXPECT_NE(log.out.find("completed"), std::string::npos) << log.out;

@@ -101,7 +101,10 @@ TEST(LabelSmoothing, EpsilonOutsideZeroOneIsRejected) {
 TEST(LabelSmoothing, SetupRejectsEpsilonOutOfRange) {
   const Params params({{"epsilon", 1.5}});
   struct : Logger { void log(LogLevel, std::string_view) override {} } log;
-  struct : MetricSink { void record(std::string_view, double, std::int64_t) override {} } sink;
+  struct : MetricSink {
+    void record(std::string_view, double, std::int64_t) override {}
+    void declare(std::string_view, MetricDirection) override {}
+  } sink;
   const MethodContext ctx{params, log, sink, kClassify, 1, 2, 1, torch::Device(torch::kCPU), torch::kDouble};
   plugins::MethodHandle handle(build_plugin("label_smoothing"));
   try {

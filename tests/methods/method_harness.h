@@ -30,6 +30,7 @@ class NullLogger final : public Logger {
 class NullSink final : public MetricSink {
  public:
   void record(std::string_view, double, std::int64_t) override {}
+  void declare(std::string_view, MetricDirection) override {}
 };
 
 // libreglab_<name>.so from REGLAB_BUILD_PLUGIN_DIR, loaded once per process.

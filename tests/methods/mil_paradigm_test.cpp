@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,13 @@ TEST(MilParadigm, RecordsEveryMetricEachEpochAndLearns) {
                                 "test.attention_entropy", "test.attention_max", "test.instance_auc", "lr",
                                 "time.train_s", "time.epoch_s"})
     EXPECT_EQ(db.metrics(run_id, key).size(), 3u) << key;
+  // Each key was declared where it was recorded (metrics/directions.h).
+  std::map<std::string, MetricDirection> directions;
+  for (const auto& d : db.metric_directions(run_id)) directions[d.key] = d.direction;
+  EXPECT_EQ(directions.at("test.auc"), MetricDirection::kHigher);
+  EXPECT_EQ(directions.at("test.nll"), MetricDirection::kLower);
+  EXPECT_EQ(directions.at("test.attention_entropy"), MetricDirection::kNone);
+  EXPECT_EQ(directions.at("time.epoch_s"), MetricDirection::kNone);
   // Separable classes: the bags are told apart and the attention finds the
   // class-3 instances.
   EXPECT_GT(at(db, run_id, "test.auc", 3), 0.9);

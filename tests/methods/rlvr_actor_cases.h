@@ -207,13 +207,17 @@ inline const Golden kB178EvolPaddingGarbage = {
         -1.0019015038579728e-05, -0.021988989776625476, -0.011495727283280206, -0.0083534984346275709,
         -0.032449360589811099, 0.074287576084344359, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}};
 
-// Keeps every metric a method records, in order.
+// Keeps every metric a method records, in order, and the directions it declares.
 class CollectingSink final : public MetricSink {
  public:
   void record(std::string_view key, double value, std::int64_t step) override {
     points[std::string(key)].emplace_back(step, value);
   }
+  void declare(std::string_view key, MetricDirection direction) override {
+    directions[std::string(key)] = direction;
+  }
   std::map<std::string, std::vector<std::pair<std::int64_t, double>>> points;
+  std::map<std::string, MetricDirection> directions;
 };
 
 // One mini-batch built from the inputs above: log_prob = log_softmax(logits)

@@ -38,6 +38,7 @@ class NullLogger : public reglab::Logger {
 class NullSink : public reglab::MetricSink {
  public:
   void record(std::string_view, double, std::int64_t) override {}
+  void declare(std::string_view, reglab::MetricDirection) override {}
 };
 
 }  // namespace
@@ -60,6 +61,18 @@ TEST(Loader, WrongApiVersionNamesEveryDifferingField) {
   EXPECT_NE(msg.find("torch_version: plugin 0.0.1, reglab " TORCH_VERSION), std::string::npos) << msg;
   EXPECT_NE(msg.find("cxx11_abi: plugin 0, reglab 1"), std::string::npos) << msg;
   EXPECT_NE(msg.find("compiler: plugin imaginary-cc 1, reglab"), std::string::npos) << msg;
+}
+
+// A plugin built before API 5 (MetricSink::declare) is refused by its API
+// version alone, with both numbers.
+TEST(Loader, PluginOfApi4IsRefusedNamingBothVersions) {
+  static_assert(reglab::kApiVersion == 5, "the fixture is the API before this one");
+  std::string msg = load_error(fixture("api4"));
+  ASSERT_FALSE(msg.empty());
+  EXPECT_NE(msg.find("libreglab_fixture_api4.so"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("api_version: plugin 4, reglab 5"), std::string::npos) << msg;
+  for (const char* other : {"torch_version:", "cxx11_abi:", "compiler:"})
+    EXPECT_EQ(msg.find(other), std::string::npos) << other << " in " << msg;
 }
 
 TEST(Loader, MissingEntrySymbolIsOneClearMessage) {

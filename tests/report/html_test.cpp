@@ -152,6 +152,20 @@ TEST_F(ReportTest, ComparisonTablesHaveTheHandCheckedNumbers) {
   EXPECT_EQ(html.find("m-test-aurc"), std::string::npos);
 }
 
+// --lower-is-better: the report ranks every table as asked and says so;
+// the declared directions are only the default.
+TEST_F(ReportTest, DirectionOverrideRanksEveryTable) {
+  ReportOptions o;
+  o.sweep = "noisy";
+  o.plots = false;
+  o.direction = MetricDirection::kLower;
+  const std::string html = build_report(*store_, o);
+  const auto acc = table_rows_after(html, "<h3 id=\"m-test-acc\">");
+  ASSERT_EQ(acc.size(), 2u);
+  EXPECT_EQ(acc[0], "BEST ce ◀ best|0.7200 ± 0.0283|±0.2541|2|0.7000|0.7400");
+  EXPECT_EQ(html.find("final, higher is better"), std::string::npos);
+}
+
 TEST_F(ReportTest, IsWellFormedAndHasEverySection) {
   const std::string html = report();
   EXPECT_EQ(nesting_problem(html), "");

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/directions.h"
 #include "store/store.h"
 #include "store/temp_db.h"
 
@@ -36,6 +37,12 @@ inline std::int64_t add_report_run(store::Store& s, std::int64_t sweep, const st
   const auto id = s.ensure_run(sweep, key, label, config_json, method);
   s.mark_running(id, ::getpid(), "labhost", "abc123def456", log_path);
   s.set_code_identity(id, method == "ce" ? "1.0.0" : "1.2.0", "", "");
+  // Directions as the paradigms declare them (core keys only).
+  std::vector<store::MetricDeclaration> declared;
+  for (const auto& p : points) {
+    if (const auto d = metrics::core_direction(p.key)) declared.push_back({p.key, *d});
+  }
+  s.declare_metrics(id, declared);
   s.add_metrics(id, points);
   s.mark_finished(id, status, error);
   return id;

@@ -176,7 +176,21 @@ TEST_F(ApiTest, CompareMatchesTheCommandLineTable) {
   EXPECT_EQ(j["groups"][0]["n"], 3);
   EXPECT_NEAR(j["groups"][0]["mean"].get<double>(), 0.791, 1e-12);
   EXPECT_NEAR(j["groups"][0]["ci95"].get<double>(), 4.302653 * 0.001 / std::sqrt(3.0), 1e-6);
+  EXPECT_EQ(j["direction"], "higher");
+  EXPECT_EQ(j["direction_source"], "declared");
   get("/api/compare", {{"sweep", "demo"}, {"metric", "test.acc"}, {"summary", "last"}}, 400);
+}
+
+// The dashboard's ranking choice: direction=lower overrides the declared
+// direction (ce, the lower mean, becomes best); an unknown word is a 400.
+TEST_F(ApiTest, CompareDirectionParameterOverridesTheDeclaration) {
+  const json j = get("/api/compare", {{"sweep", "demo"}, {"metric", "test.acc"}, {"direction", "lower"}});
+  EXPECT_EQ(j["direction"], "lower");
+  EXPECT_EQ(j["direction_source"], "override");
+  ASSERT_EQ(j["groups"].size(), 2u);
+  EXPECT_EQ(j["groups"][0]["values"]["method.name"], "ce");
+  EXPECT_TRUE(j["groups"][0]["best"].get<bool>());
+  get("/api/compare", {{"sweep", "demo"}, {"metric", "test.acc"}, {"direction", "sideways"}}, 400);
 }
 
 TEST_F(ApiTest, StateTokenChangesWhenARunFinishes) {

@@ -55,6 +55,7 @@ void write_demo_store(const fs::path& db, const fs::path& logs) {
         points.push_back({"test.acc", epoch, base + 0.01 * epoch + 0.001 * seed});
         points.push_back({"train.loss", epoch, 1.0 / (epoch + 1)});
       }
+      s.declare_metrics(id, {{"test.acc", MetricDirection::kHigher}, {"train.loss", MetricDirection::kLower}});
       s.add_metrics(id, points);
       s.add_artifact({.run_id = id, .kind = "checkpoint", .path = "results/runs/demo/final.pt", .checksum = "ff00"});
       s.mark_finished(id, store::RunStatus::kCompleted, "");

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "metrics/directions.h"
 #include "store/temp_db.h"
 
 namespace reglab::query {
@@ -28,6 +29,18 @@ std::int64_t add_run(Store& s, std::int64_t sweep, const std::string& key, const
                              R"(},"seed":)" + std::to_string(seed) + "}";
   const auto id = s.ensure_run(sweep, key, method, config, method);
   s.mark_running(id, ::getpid(), "h", "", "");
+  // Each key declared as its recorder would: the core's from
+  // metrics/directions.h, test.loss as a method would declare it; any other
+  // key stays undeclared.
+  std::vector<store::MetricDeclaration> declared;
+  for (const auto& p : points) {
+    if (p.key == "test.loss") {
+      declared.push_back({p.key, MetricDirection::kLower});
+    } else if (const auto d = metrics::core_direction(p.key)) {
+      declared.push_back({p.key, *d});
+    }
+  }
+  s.declare_metrics(id, declared);
   s.add_metrics(id, points);
   if (status != RunStatus::kRunning) s.mark_finished(id, status, "");
   return id;
@@ -62,7 +75,8 @@ TEST_F(CompareTest, StatisticsPerMethod) {
   CompareOptions o;
   o.sweep = "noisy";
   const auto r = compare(*store_, o);
-  EXPECT_FALSE(r.lower_is_better);
+  EXPECT_EQ(r.direction, MetricDirection::kHigher);
+  EXPECT_EQ(r.direction_source, DirectionSource::kDeclared);
   ASSERT_EQ(r.rows.size(), 3u);
 
   const auto& a = r.rows[0];
@@ -98,7 +112,7 @@ TEST_F(CompareTest, LowerIsBetterMetricSortsAscending) {
   o.sweep = "noisy";
   o.metric = "test.loss";
   const auto r = compare(*store_, o);
-  EXPECT_TRUE(r.lower_is_better);
+  EXPECT_EQ(r.direction, MetricDirection::kLower);
   ASSERT_EQ(r.rows.size(), 3u);
   EXPECT_EQ(r.rows[0].values[0], "b");
   EXPECT_NEAR(r.rows[0].mean, 0.4, 1e-12);
@@ -269,18 +283,21 @@ CompareResult sample() {
   g2.min = 0.7;
   g2.max = 0.7;
   r.rows = {g1, g2};
+  r.direction = MetricDirection::kHigher;
+  r.direction_source = DirectionSource::kDeclared;
   return r;
 }
 
 TEST(CompareFormat, Csv) {
   EXPECT_EQ(format(sample(), "csv"),
-            "method.name,metric,summary,n,mean,std,ci95,min,max,best\n"
-            "elr,test.acc,final,3,0.82,0.02,0.05,0.8,0.84,true\n"
-            "\"ce, plain\",test.acc,final,1,0.7,,,0.7,0.7,false\n");
+            "method.name,metric,summary,n,mean,std,ci95,min,max,best,direction\n"
+            "elr,test.acc,final,3,0.82,0.02,0.05,0.8,0.84,true,higher is better\n"
+            "\"ce, plain\",test.acc,final,1,0.7,,,0.7,0.7,false,higher is better\n");
 }
 
 TEST(CompareFormat, Markdown) {
   EXPECT_EQ(format(sample(), "markdown"),
+            "test.acc (final, higher is better), sweep 's'\n\n"
             "| method.name | n | mean | std | ci95 | min | max |\n"
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
             "| elr | 3 | **0.8200** | 0.0200 | 0.0500 | 0.8000 | 0.8400 |\n"
@@ -292,7 +309,8 @@ TEST(CompareFormat, Json) {
   EXPECT_EQ(doc["sweep"], "s");
   EXPECT_EQ(doc["metric"], "test.acc");
   EXPECT_EQ(doc["summary"], "final");
-  EXPECT_EQ(doc["lower_is_better"], false);
+  EXPECT_EQ(doc["direction"], "higher");
+  EXPECT_EQ(doc["direction_source"], "declared");
   EXPECT_EQ(doc["by"], nlohmann::json::array({"method.name"}));
   ASSERT_EQ(doc["groups"].size(), 2u);
   const auto& g = doc["groups"][0];
@@ -351,16 +369,6 @@ TEST(CompareFormat, UnknownFormatListsTheChoices) {
 }
 
 // --- helpers ----------------------------------------------------------------
-
-TEST(CompareHelpers, LowerIsBetterByLastComponent) {
-  for (const char* k : {"test.loss", "train.ce_loss", "val.nll", "test.ece", "test.err", "test.error",
-                        "test.aurc", "loss", "test.top1_err", "Test.NLL"}) {
-    EXPECT_TRUE(lower_is_better(k)) << k;
-  }
-  for (const char* k : {"test.acc", "test.auc", "test.loss_weight", "loss.acc", "test.errors_fixed", "reward"}) {
-    EXPECT_FALSE(lower_is_better(k)) << k;
-  }
-}
 
 TEST(CompareHelpers, StudentTQuantileMatchesTables) {
   // Two-sided 95% critical values from printed t tables (3 decimals).

@@ -41,7 +41,9 @@ TEST(StoreMigration, StepsEndAtTheCurrentVersion) {
   const auto& steps = migrations();
   ASSERT_FALSE(steps.empty());
   EXPECT_EQ(steps.back().version, kSchemaVersion);
-  for (std::size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i].version, static_cast<int>(i) + 1);
+  // Increasing, not necessarily consecutive: versions are numbered where
+  // they were planned, and a branch may merge before another's step.
+  for (std::size_t i = 1; i < steps.size(); ++i) EXPECT_LT(steps[i - 1].version, steps[i].version) << i;
 }
 
 TEST(StoreMigration, VersionZeroWithOnlyMetaIsMigratedToCurrent) {

@@ -50,7 +50,7 @@ TEST(StoreSchema, CreatesAllTablesWithWalForeignKeysAndBusyTimeout) {
   Store store(dir.file("reglab.db"));
   const auto t = tables(store.db());
   for (const char* name : {"meta", "sweeps", "runs", "params", "metrics", "summaries", "artifacts", "slurm_jobs",
-                           "slurm_tasks", "shard_merges"}) {
+                           "slurm_tasks", "shard_merges", "metric_directions"}) {
     EXPECT_TRUE(t.count(name)) << "missing table " << name;
   }
   EXPECT_EQ(text(store.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
@@ -487,11 +487,18 @@ TEST(StoreMetrics, UnknownRunIsRejected) {
 
 // --- summaries ----------------------------------------------------------------
 
-TEST(StoreSummaries, FinalIsLastStepBestIsMaxOrMinByKey) {
+TEST(StoreSummaries, FinalIsLastStepBestIsMaxOrMinByDeclaredDirection) {
   TempDir dir;
   Store store(dir.file("r.db"));
   const auto sweep = store.upsert_sweep("s", "", "");
   const auto id = store.ensure_run(sweep, "k0000001", "", "{}", "m");
+  store.declare_metrics(id, {{"test.acc", MetricDirection::kHigher},
+                             {"val.loss", MetricDirection::kLower},
+                             {"test.ece", MetricDirection::kLower},
+                             {"train.loss", MetricDirection::kLower},
+                             {"tta.used_frac", MetricDirection::kNone}});
+  store.add_metrics(id, {{"tta.used_frac", 1, 0.5}});  // declared none: no best
+  store.add_metrics(id, {{"method.gap", 1, 0.5}});     // undeclared: no best
   // Out of step order on purpose: "final" is about the step, not the insert.
   store.add_metrics(id, {{"test.acc", 4, 0.80}, {"test.acc", 1, 0.50}, {"test.acc", 2, 0.90},
                          {"test.acc", 3, 0.70}});
@@ -510,6 +517,10 @@ TEST(StoreSummaries, FinalIsLastStepBestIsMaxOrMinByKey) {
   EXPECT_TRUE(std::isnan(*store.summary(id, "train.loss", "final")));  // diverged at the end
   EXPECT_DOUBLE_EQ(*store.summary(id, "train.loss", "best"), 2.0);
   EXPECT_FALSE(store.summary(id, "test.auc", "final"));
+  EXPECT_DOUBLE_EQ(*store.summary(id, "tta.used_frac", "final"), 0.5);
+  EXPECT_FALSE(store.summary(id, "tta.used_frac", "best"));
+  EXPECT_DOUBLE_EQ(*store.summary(id, "method.gap", "final"), 0.5);
+  EXPECT_FALSE(store.summary(id, "method.gap", "best"));
   EXPECT_THROW(store.summary(id, "test.acc", "last"), std::invalid_argument);
 
   // The step of each summary, through SQL.
@@ -531,6 +542,7 @@ TEST(StoreSummaries, MarkFinishedWritesThem) {
   const auto sweep = store.upsert_sweep("s", "", "");
   const auto id = store.ensure_run(sweep, "k0000001", "", "{}", "m");
   store.mark_running(id, ::getpid(), "h", "", "");
+  store.declare_metrics(id, {{"test.acc", MetricDirection::kHigher}});
   store.add_metrics(id, {{"test.acc", 1, 0.6}, {"test.acc", 2, 0.4}});
   EXPECT_FALSE(store.summary(id, "test.acc", "final"));
   store.mark_finished(id, RunStatus::kCompleted, "");

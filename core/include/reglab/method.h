@@ -69,6 +69,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reglab/metric_direction.h"
 #include "reglab/params.h"
 #include "reglab/plugin.h"
 
@@ -97,10 +98,20 @@ class Logger {
 // Where a method's own metrics go (stored beside the paradigm's, under the
 // key it gives, e.g. "method.mean_entropy"). `step` is the paradigm's step
 // counter (the epoch for per-epoch metrics).
+//
+// declare() states a key's direction (MetricDirection, see
+// reglab/metric_direction.h); call it once per key, before or after its first
+// record() — in setup() is simplest. Declaring a key again with the same
+// direction is a no-op; with another direction it throws
+// std::invalid_argument naming the key and both directions. A key recorded
+// but never declared is stored without a direction and never ranked (the
+// query commands say "no declared direction"). Both calls are
+// thread-compatible.
 class MetricSink {
  public:
   virtual ~MetricSink() = default;
   virtual void record(std::string_view key, double value, std::int64_t step) = 0;
+  virtual void declare(std::string_view key, MetricDirection direction) = 0;
 };
 
 // Named model outputs of one forward pass ("logits", later "features",

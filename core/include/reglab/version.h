@@ -7,8 +7,9 @@
 
 namespace reglab {
 
-inline constexpr unsigned kApiVersion = 4;  // 2: Method::transform_model, before_forward; 3: tta_setup, tta_step;
-                                           // 4: the rlvr hooks (rewards, policy_loss, ...), Paradigm kSft
+inline constexpr unsigned kApiVersion = 5;  // 2: Method::transform_model, before_forward; 3: tta_setup, tta_step;
+                                           // 4: the rlvr hooks (rewards, policy_loss, ...), Paradigm kSft;
+                                           // 5: MetricSink::declare and MetricDirection (metrics declare their direction)
 inline constexpr const char* kVersion = "0.1.0";
 
 }  // namespace reglab

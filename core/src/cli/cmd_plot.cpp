@@ -100,6 +100,7 @@ void add_plot(CLI::App& app, GlobalOptions& g, int& exit_code) {
       ->check(CLI::IsMember({"line", "bar"}))->capture_default_str();
   cmd->add_option("--summary", a->plot.summary, "bar charts: per-run value, final or best")
       ->check(CLI::IsMember({"final", "best"}))->capture_default_str();
+  add_direction_flags(cmd, a->plot.direction);  // bar charts: which bar is best
   cmd->add_option("--title", a->plot.title, "plot title (default: sweep, metric and band)");
   cmd->add_option("--keep-script", a->keep_script, "also write the gnuplot script (self-contained) to this file");
   cmd->callback([a, &g, &exit_code] { exit_code = plot_command(*a, g); });

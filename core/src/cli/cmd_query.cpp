@@ -138,6 +138,7 @@ void add_query(CLI::App& app, GlobalOptions& g, int& exit_code) {
         ->check(CLI::IsMember({"table", "markdown", "csv", "json"}))->capture_default_str();
     cmd->add_flag("--pool-code", o->pool_code,
                   "pool runs of different code identities (method version or library digest) in one group");
+    add_direction_flags(cmd, o->direction);
     cmd->callback([o, by, where, fmt, &g, &exit_code] {
       if (!by->empty()) o->by = *by;
       for (const auto& w : *where) {

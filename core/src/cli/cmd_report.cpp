@@ -65,6 +65,7 @@ void add_report(CLI::App& app, GlobalOptions& g, int& exit_code) {
       ->check(CLI::IsMember({"std", "ci"}))->capture_default_str();
   cmd->add_flag("--no-plots", a->no_plots, "leave the curves out (gnuplot not needed)");
   cmd->add_option("--log-lines", a->report.log_lines, "log lines shown per failed run")->capture_default_str();
+  add_direction_flags(cmd, a->report.direction);
   cmd->callback([a, &g, &exit_code] { exit_code = report_command(*a, g); });
 }
 

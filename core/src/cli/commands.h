@@ -4,9 +4,25 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <string>
 
+#include "reglab/metric_direction.h"
+
 namespace reglab::cli {
+
+// --higher-is-better / --lower-is-better (at most one): rank by this
+// direction instead of the one the compared runs declared for the metric.
+// `direction` must outlive the parse (a member of the command's options).
+inline void add_direction_flags(CLI::App* cmd, std::optional<MetricDirection>& direction) {
+  CLI::Option* higher = cmd->add_flag_callback(
+      "--higher-is-better", [&direction] { direction = MetricDirection::kHigher; },
+      "rank with higher values best, whatever the runs declared");
+  CLI::Option* lower = cmd->add_flag_callback(
+      "--lower-is-better", [&direction] { direction = MetricDirection::kLower; },
+      "rank with lower values best, whatever the runs declared");
+  higher->excludes(lower);
+}
 
 struct GlobalOptions {
   std::string db = "results/reglab.db";

@@ -33,7 +33,7 @@ bool finished(store::RunStatus s) {
   return s == store::RunStatus::kCompleted || s == store::RunStatus::kFailed || s == store::RunStatus::kInterrupted;
 }
 
-// Copies the shard's run row, metrics, summaries and artifacts onto main run
+// Copies the shard's run row, metrics, metric directions, summaries and artifacts onto main run
 // `to`, inside the caller's transaction on main.
 void copy_run(SQLite::Database& src, std::int64_t from, SQLite::Database& dst, std::int64_t to) {
   {
@@ -73,6 +73,21 @@ void copy_run(SQLite::Database& src, std::int64_t from, SQLite::Database& dst, s
       else
         ins.bind(4, m.getColumn(2).getDouble());
       ins.bind(5, m.getColumn(3).getDouble());
+      ins.exec();
+      ins.reset();
+    }
+  }
+  {
+    // Before the summaries, which were ranked by these directions.
+    SQLite::Statement d(src, "SELECT key, direction FROM metric_directions WHERE run_id = ?");
+    d.bind(1, from);
+    SQLite::Statement ins(dst,
+                          "INSERT INTO metric_directions (run_id, key, direction) VALUES (?, ?, ?) "
+                          "ON CONFLICT (run_id, key) DO UPDATE SET direction = excluded.direction");
+    while (d.executeStep()) {
+      ins.bind(1, to);
+      ins.bind(2, d.getColumn(0).getString());
+      ins.bind(3, d.getColumn(1).getString());
       ins.exec();
       ins.reset();
     }

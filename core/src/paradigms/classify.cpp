@@ -183,7 +183,7 @@ void run_classify(runner::TrialEnv& env) {
       method.after_optimizer_step(batch, outputs, sctx);
       if (!first_step_recorded) {
         first_step_recorded = true;
-        if (env.spawned_at > 0) env.metrics.record("time.startup_s", util::now_seconds() - env.spawned_at, 0);
+        if (env.spawned_at > 0) env.metrics.record_core("time.startup_s", util::now_seconds() - env.spawned_at, 0);
       }
       const std::int64_t b = idx.size(0);
       loss_sum += loss_value * static_cast<double>(b);
@@ -199,30 +199,30 @@ void run_classify(runner::TrialEnv& env) {
     torch::Tensor train_logits = predict(model, ds.train.x, eval_batch, device);
     torch::Tensor test_logits = predict(model, ds.test.x, eval_batch, device);
     auto& m = env.metrics;
-    m.record("train.loss", seen ? loss_sum / static_cast<double>(seen) : std::nan(""), e1);
+    m.record_core("train.loss", seen ? loss_sum / static_cast<double>(seen) : std::nan(""), e1);
     // Accuracy on the training labels is read from the end-of-epoch pass, like
     // the clean/flipped split below, rather than counted during the epoch:
     // the per-step argmax costs 1-5% of a small model's step (tools/bench),
     // and an eval-mode figure is the one that shows memorisation.
-    m.record("train.acc", metrics::accuracy(train_logits, ds.train.y), e1);
-    m.record("train.clean_acc", masked_accuracy(train_logits, ds.train.y, clean_mask), e1);
+    m.record_core("train.acc", metrics::accuracy(train_logits, ds.train.y), e1);
+    m.record_core("train.clean_acc", masked_accuracy(train_logits, ds.train.y, clean_mask), e1);
     if (ds.train_flipped.any().item<bool>()) {
-      m.record("train.flipped_acc", masked_accuracy(train_logits, ds.train.y, ds.train_flipped), e1);
-      m.record("train.flipped_true_acc", masked_accuracy(train_logits, ds.train_clean_y, ds.train_flipped), e1);
+      m.record_core("train.flipped_acc", masked_accuracy(train_logits, ds.train.y, ds.train_flipped), e1);
+      m.record_core("train.flipped_true_acc", masked_accuracy(train_logits, ds.train_clean_y, ds.train_flipped), e1);
     }
     if (ds.val.size() > 0) {
       torch::Tensor val_logits = predict(model, ds.val.x, eval_batch, device);
-      m.record("val.acc", metrics::accuracy(val_logits, ds.val.y), e1);
-      m.record("val.nll", metrics::nll(val_logits, ds.val.y), e1);
+      m.record_core("val.acc", metrics::accuracy(val_logits, ds.val.y), e1);
+      m.record_core("val.nll", metrics::nll(val_logits, ds.val.y), e1);
     }
     const double test_acc = metrics::accuracy(test_logits, ds.test.y);
-    m.record("test.acc", test_acc, e1);
-    m.record("test.nll", metrics::nll(test_logits, ds.test.y), e1);
-    m.record("test.ece", metrics::ece(test_logits, ds.test.y, 15), e1);
-    m.record("test.aurc", metrics::aurc(test_logits, ds.test.y), e1);
-    m.record("lr", lr, e1);
-    m.record("time.train_s", train_s, e1);
-    m.record("time.epoch_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), e1);
+    m.record_core("test.acc", test_acc, e1);
+    m.record_core("test.nll", metrics::nll(test_logits, ds.test.y), e1);
+    m.record_core("test.ece", metrics::ece(test_logits, ds.test.y, 15), e1);
+    m.record_core("test.aurc", metrics::aurc(test_logits, ds.test.y), e1);
+    m.record_core("lr", lr, e1);
+    m.record_core("time.train_s", train_s, e1);
+    m.record_core("time.epoch_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), e1);
     m.flush();
 
     if (checkpoint_every > 0 && (e1 % checkpoint_every == 0 || e1 == epochs)) {

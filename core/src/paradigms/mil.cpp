@@ -238,7 +238,7 @@ void run_mil(runner::TrialEnv& env) {
       method.after_optimizer_step(batch, outputs, sctx);
       if (!first_step_recorded) {
         first_step_recorded = true;
-        if (env.spawned_at > 0) env.metrics.record("time.startup_s", util::now_seconds() - env.spawned_at, 0);
+        if (env.spawned_at > 0) env.metrics.record_core("time.startup_s", util::now_seconds() - env.spawned_at, 0);
       }
       // Counted on the device and read once per epoch: no extra sync per step.
       correct += fwd.logits.detach().argmax(1).eq(batch.targets).sum();
@@ -253,17 +253,17 @@ void run_mil(runner::TrialEnv& env) {
     const Evaluation test = evaluate(model, test_bags, eval_instances, device, before_forward);
     auto& m = env.metrics;
     const double train_loss = loss_sum / static_cast<double>(n);
-    m.record("train.loss", train_loss, e1);
-    m.record("train.acc", static_cast<double>(correct.item<std::int64_t>()) / static_cast<double>(n), e1);
-    m.record("test.acc", test.acc, e1);
-    m.record("test.nll", test.nll, e1);
-    m.record("test.auc", test.auc, e1);
-    m.record("test.attention_entropy", test.entropy, e1);
-    m.record("test.attention_max", test.max_weight, e1);
-    m.record("test.instance_auc", test.instance_auc, e1);
-    m.record("lr", epoch_lr, e1);
-    m.record("time.train_s", train_s, e1);
-    m.record("time.epoch_s", seconds_since(t0), e1);
+    m.record_core("train.loss", train_loss, e1);
+    m.record_core("train.acc", static_cast<double>(correct.item<std::int64_t>()) / static_cast<double>(n), e1);
+    m.record_core("test.acc", test.acc, e1);
+    m.record_core("test.nll", test.nll, e1);
+    m.record_core("test.auc", test.auc, e1);
+    m.record_core("test.attention_entropy", test.entropy, e1);
+    m.record_core("test.attention_max", test.max_weight, e1);
+    m.record_core("test.instance_auc", test.instance_auc, e1);
+    m.record_core("lr", epoch_lr, e1);
+    m.record_core("time.train_s", train_s, e1);
+    m.record_core("time.epoch_s", seconds_since(t0), e1);
     m.flush();
 
     if (checkpoint_every > 0 && (e1 % checkpoint_every == 0 || e1 == epochs)) {

@@ -228,9 +228,10 @@ void RlvrTrial::evaluate(std::int64_t at) {
   for (const auto& [prefix, problems] :
        {std::pair{"eval.id.", &evals_.in_domain}, std::pair{"eval.ood.", &evals_.out_of_domain}}) {
     for (const auto& [name, value] : evaluate_policy(policy_, *problems, eo))
-      env_.metrics.record(prefix + name, value, at);
+      env_.metrics.record_core(prefix + name, value, at);
   }
-  env_.metrics.record("time.eval_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), at);
+  env_.metrics.record_core("time.eval_s",
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), at);
 }
 
 // Pads per-row vectors of different lengths into [B, R].
@@ -450,7 +451,7 @@ void RlvrTrial::run() {
         ++opt_step;
         if (!first_step_recorded) {
           first_step_recorded = true;
-          if (env_.spawned_at > 0) env_.metrics.record("time.startup_s", util::now_seconds() - env_.spawned_at, 0);
+          if (env_.spawned_at > 0) env_.metrics.record_core("time.startup_s", util::now_seconds() - env_.spawned_at, 0);
         }
       }
     }
@@ -462,19 +463,19 @@ void RlvrTrial::run() {
     double reward_mean = 0;
     for (double r : trained_rewards) reward_mean += r;
     reward_mean /= static_cast<double>(trained_rewards.size());
-    m.record("rlvr.reward", reward_mean, s1);
-    m.record("rlvr.label_acc", label_hits / prompts_n, s1);
-    m.record("rlvr.invalid_frac", invalid / votes_n, s1);
-    m.record("rlvr.length", length / votes_n, s1);
-    m.record("rlvr.distinct_answers", distinct / prompts_n, s1);
-    if (clip_count > 0) m.record("rlvr.clip_frac", clip_sum / static_cast<double>(clip_count), s1);
+    m.record_core("rlvr.reward", reward_mean, s1);
+    m.record_core("rlvr.label_acc", label_hits / prompts_n, s1);
+    m.record_core("rlvr.invalid_frac", invalid / votes_n, s1);
+    m.record_core("rlvr.length", length / votes_n, s1);
+    m.record_core("rlvr.distinct_answers", distinct / prompts_n, s1);
+    if (clip_count > 0) m.record_core("rlvr.clip_frac", clip_sum / static_cast<double>(clip_count), s1);
     const double u = static_cast<double>(updates);
-    m.record("rlvr.kl", kl_sum / u, s1);
-    m.record("rlvr.entropy", entropy_sum / u, s1);
-    m.record("rlvr.loss", loss_sum / u, s1);
-    m.record("rlvr.grad_norm", norm_sum / u, s1);
-    m.record("rlvr.replaced_rows", static_cast<double>(replaced), s1);
-    m.record("time.step_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), s1);
+    m.record_core("rlvr.kl", kl_sum / u, s1);
+    m.record_core("rlvr.entropy", entropy_sum / u, s1);
+    m.record_core("rlvr.loss", loss_sum / u, s1);
+    m.record_core("rlvr.grad_norm", norm_sum / u, s1);
+    m.record_core("rlvr.replaced_rows", static_cast<double>(replaced), s1);
+    m.record_core("time.step_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), s1);
     const bool eval_now = s1 % s_.eval_every == 0 || s1 == s_.steps;
     if (eval_now) {
       evaluate(s1);

@@ -22,9 +22,9 @@ using config::Json;
 
 namespace {
 
-void record_eval(MetricSink& metrics, const std::string& prefix, const std::map<std::string, double>& scores,
-                 std::int64_t step) {
-  for (const auto& [name, value] : scores) metrics.record(prefix + name, value, step);
+void record_eval(runner::MetricRecorder& metrics, const std::string& prefix,
+                 const std::map<std::string, double>& scores, std::int64_t step) {
+  for (const auto& [name, value] : scores) metrics.record_core(prefix + name, value, step);
 }
 
 }  // namespace
@@ -117,7 +117,7 @@ void run_sft(runner::TrialEnv& env) {
       method.after_optimizer_step(batch, outputs, sctx);
       if (!first_step_recorded) {
         first_step_recorded = true;
-        if (env.spawned_at > 0) env.metrics.record("time.startup_s", util::now_seconds() - env.spawned_at, 0);
+        if (env.spawned_at > 0) env.metrics.record_core("time.startup_s", util::now_seconds() - env.spawned_at, 0);
       }
       loss_sum += value;
       ++steps_this_epoch;
@@ -131,12 +131,12 @@ void run_sft(runner::TrialEnv& env) {
     const auto ood = evaluate_policy(policy, evals.out_of_domain, eo);
     auto& m = env.metrics;
     const double mean_loss = steps_this_epoch ? loss_sum / static_cast<double>(steps_this_epoch) : std::nan("");
-    m.record("sft.loss", mean_loss, e1);
+    m.record_core("sft.loss", mean_loss, e1);
     record_eval(m, "eval.id.", id, e1);
     record_eval(m, "eval.ood.", ood, e1);
-    m.record("lr", lr, e1);
-    m.record("time.train_s", train_s, e1);
-    m.record("time.epoch_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), e1);
+    m.record_core("lr", lr, e1);
+    m.record_core("time.train_s", train_s, e1);
+    m.record_core("time.epoch_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), e1);
     m.flush();
     if (checkpoint_every > 0 && (e1 % checkpoint_every == 0 || e1 == epochs)) {
       save_checkpoint(ckpt, *policy, *optimizer, method.state_dict(), {e1, step});

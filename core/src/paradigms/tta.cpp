@@ -305,7 +305,7 @@ void run_tta(runner::TrialEnv& env) {
     return static_cast<double>(wrong) / static_cast<double>(std::max<std::int64_t>(1, clean_x.size(0)));
   };
   auto& m = env.metrics;
-  m.record("tta.clean_err_source", clean_error(false), 0);
+  m.record_core("tta.clean_err_source", clean_error(false), 0);
 
   const fs::path results = env.run_dir.parent_path().parent_path().parent_path();
   const fs::path cache_dir = results / "cache" / "fashion-mnist-c";
@@ -344,11 +344,11 @@ void run_tta(runner::TrialEnv& env) {
       segment_scores.add(result.logits, y.narrow(0, i, b), result.num_used);
       if (!first_step_recorded) {
         first_step_recorded = true;
-        if (env.spawned_at > 0) m.record("time.startup_s", util::now_seconds() - env.spawned_at, 0);
+        if (env.spawned_at > 0) m.record_core("time.startup_s", util::now_seconds() - env.spawned_at, 0);
       }
       ++step;
     }
-    m.record("tta.segment_err", segment_scores.error(), static_cast<std::int64_t>(s) + 1);
+    m.record_core("tta.segment_err", segment_scores.error(), static_cast<std::int64_t>(s) + 1);
     per_corruption.merge(segment_scores);
     if (s + 1 < segments.size() && segments[s + 1].corruption_index == seg.corruption_index) continue;
 
@@ -359,16 +359,16 @@ void run_tta(runner::TrialEnv& env) {
     const double clean_err = clean_error(true);
     clean_err_sum += clean_err;
     last_clean_err = clean_err;
-    m.record("tta.err." + c, err, k);
-    m.record("tta.used_frac." + c, per_corruption.used_fraction(), k);
-    m.record("tta.clean_err." + c, clean_err, k);
+    m.record_core("tta.err." + c, err, k);
+    m.record_core("tta.used_frac." + c, per_corruption.used_fraction(), k);
+    m.record_core("tta.clean_err." + c, clean_err, k);
     std::string line = "corruption " + std::to_string(k) + "/" + std::to_string(n_corruptions) + " " + c +
                        (protocol == "gradual" ? " s1-5-1" : " s" + std::to_string(seg.severity)) + ": err " +
                        format(err) + ", used " + format(per_corruption.used_fraction()) + ", clean err " +
                        format(clean_err);
     if (open_set) {
-      m.record("tta.auroc." + c, per_corruption.auroc(), k);
-      m.record("tta.known_acc." + c, 1.0 - err, k);
+      m.record_core("tta.auroc." + c, per_corruption.auroc(), k);
+      m.record_core("tta.known_acc." + c, 1.0 - err, k);
       line += ", auroc " + format(per_corruption.auroc());
     }
     line += " (" + std::to_string(per_corruption.samples()) + " samples, " +
@@ -382,18 +382,18 @@ void run_tta(runner::TrialEnv& env) {
     env.report(Json{{"epoch", k}, {"epochs", n_corruptions}, {"metric", "tta.err"}, {"value", err}});
   }
 
-  m.record("tta.err", total.error(), n_corruptions);
-  m.record("tta.used_frac", total.used_fraction(), n_corruptions);
-  m.record("tta.clean_err",
+  m.record_core("tta.err", total.error(), n_corruptions);
+  m.record_core("tta.used_frac", total.used_fraction(), n_corruptions);
+  m.record_core("tta.clean_err",
            protocol == "standard" ? clean_err_sum / static_cast<double>(n_corruptions) : last_clean_err,
            n_corruptions);
   if (open_set) {
-    m.record("tta.auroc", total.auroc(), n_corruptions);
-    m.record("tta.known_acc", 1.0 - total.error(), n_corruptions);
+    m.record_core("tta.auroc", total.auroc(), n_corruptions);
+    m.record_core("tta.known_acc", 1.0 - total.error(), n_corruptions);
   }
-  m.record("time.tta_s", tta_seconds, n_corruptions);
-  m.record("tta.samples_per_s", tta_seconds > 0 ? static_cast<double>(total.samples()) / tta_seconds : std::nan(""),
-           n_corruptions);
+  m.record_core("time.tta_s", tta_seconds, n_corruptions);
+  m.record_core("tta.samples_per_s",
+                tta_seconds > 0 ? static_cast<double>(total.samples()) / tta_seconds : std::nan(""), n_corruptions);
   m.flush();
   env.log.info("stream done: err " + format(total.error()) + ", used " + format(total.used_fraction()) + ", " +
                format(tta_seconds > 0 ? static_cast<double>(total.samples()) / tta_seconds : 0.0) + " samples/s");

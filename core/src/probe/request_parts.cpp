@@ -96,6 +96,22 @@ void CollectingSink::record(std::string_view key, double value, std::int64_t ste
   records_.push_back({{"key", std::string(key)}, {"value", value}, {"step", step}});
 }
 
-json CollectingSink::take() { return std::exchange(records_, json::array()); }
+void CollectingSink::declare(std::string_view key, MetricDirection direction) {
+  const auto [it, fresh] = directions_.try_emplace(std::string(key), direction);
+  if (!fresh && it->second != direction) {
+    throw std::invalid_argument("metric '" + it->first + "' is declared " + to_string(it->second) +
+                                " is better and then " + to_string(direction) + " is better");
+  }
+}
+
+json CollectingSink::take() {
+  // Declarations may come after the points (or before, in setup()): the
+  // direction is attached when the points are handed out.
+  for (json& point : records_) {
+    const auto it = directions_.find(point["key"].get<std::string>());
+    if (it != directions_.end()) point["direction"] = to_string(it->second);
+  }
+  return std::exchange(records_, json::array());
+}
 
 }  // namespace reglab::probe::detail

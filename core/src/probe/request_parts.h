@@ -8,6 +8,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -59,14 +60,19 @@ class CollectingLogger final : public Logger {
   std::vector<std::string> lines_;
 };
 
+// Keeps the method's metric points; take() gives them as
+// [{key, value, step[, direction]}], a point carrying the direction its key
+// was declared with ("higher", "lower", "none"; absent when undeclared).
 class CollectingSink final : public MetricSink {
  public:
   void record(std::string_view key, double value, std::int64_t step) override;
+  void declare(std::string_view key, MetricDirection direction) override;
   nlohmann::json take();
   bool empty() const { return records_.empty(); }
 
  private:
   nlohmann::json records_ = nlohmann::json::array();
+  std::map<std::string, MetricDirection, std::less<>> directions_;
 };
 
 }  // namespace reglab::probe::detail

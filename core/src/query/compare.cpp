@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "util/util.h"
 
@@ -146,6 +147,20 @@ std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& opti
       value_of[q.getColumn(0).getInt64()] = q.getColumn(1).isNull() ? kNaN : q.getColumn(1).getDouble();
     }
   }
+  if (value_of.empty() && options.summary == "best") {
+    // "best" summaries exist only for metrics declared higher or lower is
+    // better: say so rather than that the metric is missing.
+    SQLite::Statement q(db,
+                        "SELECT 1 FROM summaries s JOIN runs r ON r.id = s.run_id "
+                        "WHERE r.sweep_id = ? AND r.status = 'completed' AND s.key = ? AND s.kind = 'final' LIMIT 1");
+    q.bind(1, sweep->id);
+    q.bind(2, options.metric);
+    if (q.executeStep()) {
+      throw std::runtime_error("metric '" + options.metric + "' of sweep '" + options.sweep +
+                               "' has no 'best' summary: its runs declare no higher or lower direction for it "
+                               "(use --summary final)");
+    }
+  }
   if (value_of.empty()) {
     std::vector<std::string> present;
     SQLite::Statement q(db,
@@ -248,18 +263,43 @@ std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& opti
   return out;
 }
 
+const char* direction_words(MetricDirection direction) {
+  switch (direction) {
+    case MetricDirection::kHigher: return "higher is better";
+    case MetricDirection::kLower: return "lower is better";
+    case MetricDirection::kNone: break;
+  }
+  return "no declared direction";
+}
+
+std::pair<MetricDirection, DirectionSource> resolve_direction(store::Store& store, const std::string& metric,
+                                                              const std::vector<std::int64_t>& run_ids,
+                                                              std::optional<MetricDirection> override_direction) {
+  if (override_direction) return {*override_direction, DirectionSource::kOverride};
+  const std::vector<MetricDirection> declared = store.declared_directions(metric, run_ids);
+  if (declared.empty()) return {MetricDirection::kNone, DirectionSource::kUndeclared};
+  if (declared.size() > 1) return {MetricDirection::kNone, DirectionSource::kDisagree};
+  return {declared.front(), DirectionSource::kDeclared};
+}
+
 CompareResult compare(store::Store& store, const CompareOptions& options) {
   CompareResult result;
   result.options = options;
-  result.lower_is_better = lower_is_better(options.metric);
+  std::vector<std::int64_t> run_ids;
   for (const RunGroup& group : group_runs(store, options)) {
     GroupRow g = describe(group.summaries);
     g.values = group.values;
     result.rows.push_back(std::move(g));
+    run_ids.insert(run_ids.end(), group.run_ids.begin(), group.run_ids.end());
   }
+  std::tie(result.direction, result.direction_source) =
+      resolve_direction(store, options.metric, run_ids, options.direction);
+  // Without a direction there is no "best": the groups keep the order of
+  // their values.
+  if (result.direction == MetricDirection::kNone) return result;
   // Best first; groups whose mean is NaN (a diverged run) go last. Ties keep
   // the order of the group values, so the output is deterministic.
-  const bool lower = result.lower_is_better;
+  const bool lower = result.direction == MetricDirection::kLower;
   std::stable_sort(result.rows.begin(), result.rows.end(), [lower](const GroupRow& a, const GroupRow& b) {
     const bool an = std::isnan(a.mean), bn = std::isnan(b.mean);
     if (an != bn) return bn;

@@ -5,14 +5,17 @@
 // standard deviation (n−1), the 95% confidence interval of the mean
 // (Student t, n−1 degrees of freedom) and n. The metric value of a run is its
 // summary: "final" (last logged value, default) or "best". The best group is
-// the highest mean, or the lowest for metrics where lower is better (keys
-// ending in loss, nll, ece, err, error, aurc). No torch.
+// the highest mean, or the lowest, by the direction the compared runs
+// declared for the metric (table metric_directions) or the caller's override;
+// without one (undeclared, declared "none", or runs that disagree) no group is
+// marked best. Nothing is guessed from the metric's name. No torch.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "reglab/metric_direction.h"
 #include "store/store.h"
 
 namespace reglab::query {
@@ -27,6 +30,9 @@ struct CompareOptions {
   // method's version or library digest) is refused with a message naming
   // them, unless pool_code.
   bool pool_code = false;
+  // Ranks by this direction instead of the runs' declarations
+  // (--higher-is-better / --lower-is-better).
+  std::optional<MetricDirection> direction;
 };
 
 struct GroupRow {
@@ -37,11 +43,34 @@ struct GroupRow {
   bool best = false;
 };
 
+// Where CompareResult::direction came from.
+enum class DirectionSource {
+  kDeclared,    // every run that declared the metric declared this direction
+  kOverride,    // CompareOptions::direction
+  kUndeclared,  // no compared run declared the metric (direction is kNone)
+  kDisagree,    // the runs declared different directions (direction is kNone)
+};
+
 struct CompareResult {
   CompareOptions options;
-  bool lower_is_better = false;
-  std::vector<GroupRow> rows;  // sorted by mean, best first
+  // kHigher or kLower: rows are sorted best first and the first is marked
+  // best. kNone: rows keep the order of their group values, none is best.
+  MetricDirection direction = MetricDirection::kNone;
+  DirectionSource direction_source = DirectionSource::kUndeclared;
+  std::vector<GroupRow> rows;
 };
+
+// The direction of `metric` over `run_ids` from their declarations, with
+// where it came from (an override in `override_direction` wins).
+std::pair<MetricDirection, DirectionSource> resolve_direction(store::Store& store, const std::string& metric,
+                                                              const std::vector<std::int64_t>& run_ids,
+                                                              std::optional<MetricDirection> override_direction);
+
+// "higher is better", "lower is better" or "no declared direction" (also for
+// a metric declared "none"): the words every view prints.
+const char* direction_words(MetricDirection direction);
+// The same as one word for JSON and the dashboard: "higher", "lower", "none".
+inline const char* direction_name(MetricDirection direction) { return to_string(direction); }
 
 // Throws std::runtime_error naming the sweep when it does not exist, and the
 // metric when no completed run has it (listing the metrics that exist).
@@ -66,7 +95,6 @@ GroupRow describe(const std::vector<double>& xs);
 // "table" (aligned text), "markdown", "csv", "json".
 std::string format(const CompareResult& result, const std::string& format);
 
-bool lower_is_better(const std::string& metric);
 // Two-sided 97.5% quantile of Student's t with `dof` degrees of freedom.
 double t_quantile_975(std::int64_t dof);
 

@@ -44,9 +44,28 @@ std::string pad(const std::string& s, std::size_t width, bool right) {
   return right ? fill + s : s + fill;
 }
 
+// "higher is better", "lower is better" or "no declared direction", with why
+// when the runs disagree or the caller chose it.
+std::string direction_text(const CompareResult& r) {
+  std::string s = direction_words(r.direction);
+  if (r.direction_source == DirectionSource::kDisagree) s += ": the runs declare different directions";
+  if (r.direction_source == DirectionSource::kOverride) s += " (as asked)";
+  return s;
+}
+
+const char* source_name(DirectionSource source) {
+  switch (source) {
+    case DirectionSource::kDeclared: return "declared";
+    case DirectionSource::kOverride: return "override";
+    case DirectionSource::kUndeclared: return "undeclared";
+    case DirectionSource::kDisagree: return "disagree";
+  }
+  return "undeclared";
+}
+
 std::string heading(const CompareResult& r) {
-  std::string s = r.options.metric + " (" + r.options.summary + ", " +
-                  (r.lower_is_better ? "lower" : "higher") + " is better), sweep '" + r.options.sweep + "'";
+  std::string s = r.options.metric + " (" + r.options.summary + ", " + direction_text(r) + "), sweep '" +
+                  r.options.sweep + "'";
   if (!r.options.where.empty()) {
     std::vector<std::string> conds;
     for (const auto& [k, v] : r.options.where) conds.push_back(k + "=" + v);
@@ -107,7 +126,10 @@ std::string md_escape(const std::string& s) {
 std::string as_markdown(const CompareResult& r) {
   // Cells are appended one by one (GCC 12 warns falsely on chains of
   // operator+ over temporaries).
-  std::string out = "|";
+  // The heading first, as the table format has it: the direction decides
+  // which mean is bold.
+  std::string out = md_escape(heading(r));
+  out += "\n\n|";
   auto cell = [&out](const std::string& text) {
     out += ' ';
     out += text;
@@ -143,7 +165,8 @@ std::string csv_field(const std::string& s) {
 
 std::string as_csv(const CompareResult& r) {
   std::vector<std::string> header = r.options.by;
-  for (const char* h : {"metric", "summary", "n", "mean", "std", "ci95", "min", "max", "best"}) header.emplace_back(h);
+  for (const char* h : {"metric", "summary", "n", "mean", "std", "ci95", "min", "max", "best", "direction"})
+    header.emplace_back(h);
   std::string out;
   auto emit = [&out](const std::vector<std::string>& row) {
     for (std::size_t i = 0; i < row.size(); ++i) {
@@ -160,6 +183,7 @@ std::string as_csv(const CompareResult& r) {
     row.push_back(std::to_string(g.n));
     for (double x : {g.mean, g.std, g.ci95, g.min, g.max}) row.push_back(exact(x));
     row.push_back(g.best ? "true" : "false");
+    row.push_back(direction_words(r.direction));
     emit(row);
   }
   return out;
@@ -193,7 +217,8 @@ std::string as_json(const CompareResult& r) {
                         {"summary", r.options.summary},
                         {"by", r.options.by},
                         {"where", where},
-                        {"lower_is_better", r.lower_is_better},
+                        {"direction", direction_name(r.direction)},  // "higher", "lower" or "none"
+                        {"direction_source", source_name(r.direction_source)},
                         {"groups", groups}};
   return doc.dump(2) + "\n";
 }

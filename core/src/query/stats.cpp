@@ -1,6 +1,5 @@
-// query/stats.cpp — which metrics are minimised, and Student's t quantile.
+// query/stats.cpp — Student's t quantile.
 #include <array>
-#include <cctype>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -8,17 +7,6 @@
 #include "query/compare.h"
 
 namespace reglab::query {
-
-bool lower_is_better(const std::string& metric) {
-  const auto dot = metric.rfind('.');
-  std::string last = dot == std::string::npos ? metric : metric.substr(dot + 1);
-  for (char& c : last) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (const char* suffix : {"loss", "nll", "ece", "err", "error", "aurc"}) {
-    const std::string s(suffix);
-    if (last.size() >= s.size() && last.compare(last.size() - s.size(), s.size(), s) == 0) return true;
-  }
-  return false;
-}
 
 double t_quantile_975(std::int64_t dof) {
   if (dof < 1) return std::numeric_limits<double>::quiet_NaN();

@@ -323,19 +323,29 @@ std::string build_report(store::Store& store, const ReportOptions& options) {
     o.el("p", "No completed run has logged a metric yet.", "class=\"note\"").raw("\n");
   }
   for (const auto& m : metrics) {
-    o.raw(fmt::format("<h3 id=\"{}\">", anchor(m)))
-        .text(m)
-        .raw(" <small>")
-        .text(std::string("final, ") + (query::lower_is_better(m) ? "lower" : "higher") + " is better")
-        .raw("</small></h3>\n");
     query::CompareOptions q;
     q.sweep = sweep->name;
     q.metric = m;
     q.by = by;
+    q.direction = options.direction;
+    std::optional<query::CompareResult> result;
+    std::string error;
     try {
-      comparison_table(o, query::compare(store, q), by, colour_order);
+      result = query::compare(store, q);
     } catch (const std::runtime_error& e) {
-      o.el("p", e.what(), "class=\"note\"").raw("\n");
+      error = e.what();
+    }
+    // The direction is the compared runs' declaration (or the override), so
+    // the heading waits for the comparison.
+    o.raw(fmt::format("<h3 id=\"{}\">", anchor(m)))
+        .text(m)
+        .raw(" <small>")
+        .text(result ? std::string("final, ") + query::direction_words(result->direction) : std::string("final"))
+        .raw("</small></h3>\n");
+    if (result) {
+      comparison_table(o, *result, by, colour_order);
+    } else {
+      o.el("p", error, "class=\"note\"").raw("\n");
     }
   }
   o.raw("</section>\n");

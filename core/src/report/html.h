@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,6 +43,9 @@ struct ReportOptions {
   bool plots = true;         // false: no curves, and gnuplot is not needed
   std::string gnuplot = default_gnuplot();
   std::size_t log_lines = 40;  // log tail shown per failed run
+  // Rank every tabulated metric by this direction instead of the runs'
+  // declarations (--higher-is-better / --lower-is-better).
+  std::optional<MetricDirection> direction;
 };
 
 // The config keys whose values are not the same in every completed run of

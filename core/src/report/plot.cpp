@@ -243,6 +243,7 @@ PlotData load_plot(store::Store& store, const PlotOptions& options) {
     q.by = options.by;
     q.where = options.where;
     q.summary = options.summary;
+    q.direction = options.direction;
     d.bars = query::compare(store, q);
   } else {
     d.curves = curves(store, options);

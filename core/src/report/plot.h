@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,8 @@ struct PlotOptions {
   std::string kind = "line";      // "line" (curves over steps) or "bar" (per-run summary)
   std::string summary = "final";  // bar charts: "final" or "best"
   std::string title;              // empty: a title naming the sweep, metric and band
+  // Bar charts: rank by this direction instead of the runs' declarations.
+  std::optional<MetricDirection> direction;
 };
 
 // std::invalid_argument naming the option and its choices for a bad x, band,

@@ -10,11 +10,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "metrics/directions.h"
 #include "reglab/method.h"
 #include "store/store.h"
 
@@ -27,24 +29,50 @@ class Interrupted : public std::runtime_error {
   Interrupted() : std::runtime_error("interrupted") {}
 };
 
-// Buffers metric points and writes them to the store in one transaction per
-// flush (the paradigm flushes once per epoch).
+// Buffers metric points and direction declarations and writes them to the
+// store, one transaction each per flush (the paradigm flushes once per epoch).
+// The paradigms record their own keys with record_core, which declares each
+// key's direction from the core's table (metrics/directions.h); methods get
+// the recorder as their MetricSink and declare their keys themselves.
 class MetricRecorder final : public MetricSink {
  public:
   MetricRecorder(store::Store* store, std::int64_t run_id) : store_(store), run_id_(run_id) {}
   void record(std::string_view key, double value, std::int64_t step) override {
     points_.push_back({std::string(key), step, value});
   }
+  // A key is declared once per trial; the same direction again is a no-op,
+  // another one is std::invalid_argument naming the key and both directions.
+  void declare(std::string_view key, MetricDirection direction) override {
+    const auto [it, fresh] = directions_.try_emplace(std::string(key), direction);
+    if (fresh) {
+      declarations_.push_back({it->first, direction});
+    } else if (it->second != direction) {
+      throw std::invalid_argument("metric '" + it->first + "' is declared " + to_string(it->second) +
+                                  " is better and then " + to_string(direction) + " is better");
+    }
+  }
+  // A key of the core's own: declared from metrics/directions.h, then recorded
+  // (std::logic_error for a key missing from that table).
+  void record_core(std::string_view key, double value, std::int64_t step) {
+    declare(key, metrics::require_core_direction(key));
+    record(key, value, step);
+  }
   void flush() {
+    if (store_ != nullptr && !declarations_.empty()) store_->declare_metrics(run_id_, declarations_);
+    declarations_.clear();
     if (store_ != nullptr && !points_.empty()) store_->add_metrics(run_id_, points_);
     points_.clear();
   }
   const std::vector<store::MetricPoint>& pending() const { return points_; }
+  // Every key declared so far in this trial, with its direction.
+  const std::map<std::string, MetricDirection>& directions() const { return directions_; }
 
  private:
   store::Store* store_;
   std::int64_t run_id_;
   std::vector<store::MetricPoint> points_;
+  std::vector<store::MetricDeclaration> declarations_;  // not yet written
+  std::map<std::string, MetricDirection> directions_;
 };
 
 struct TrialEnv {

@@ -454,6 +454,10 @@ Json compare(store::Store& store, const ApiRequest& r) {
   if (o.by.empty()) o.by = {"method.name"};
   o.summary = one_of(r, "summary", "final", {"final", "best"});
   o.where = where_params(r);
+  // direction=higher|lower ranks as asked; absent (or "declared"): by the
+  // runs' declared direction, as `reglab compare` does.
+  const std::string direction = one_of(r, "direction", "declared", {"declared", "higher", "lower"});
+  if (direction != "declared") o.direction = metric_direction_from_string(direction);
   query::CompareResult result;
   try {
     result = query::compare(store, o);

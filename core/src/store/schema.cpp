@@ -12,7 +12,10 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
+#include "metrics/directions.h"
 #include "store/run_folder.h"
 #include "store/store.h"
 #include "util/hash.h"
@@ -314,6 +317,56 @@ void rekey_v3(SQLite::Database& db) {
   }
 }
 
+// Version 4: the direction each run declared for each of its metrics
+// (MetricSink::declare; "none" for fractions, counts, timings). Rankings use
+// it instead of guessing from names. Runs recorded before it get the core's
+// own keys back-filled from metrics/directions.h; plugin keys of those runs
+// stay undeclared, so they are never ranked.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE IF NOT EXISTS metric_directions (
+  run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key       TEXT NOT NULL,
+  direction TEXT NOT NULL CHECK (direction IN ('higher', 'lower', 'none')),
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+)sql";
+
+// The back-fill of version 4: a direction for every (run, key) of the core's
+// that has metrics, then the "best" summaries again, since the old ones were
+// ranked by a guess from the key's name (max for tta.err.<corruption>, a
+// "best" for fractions). A best is kept only where a run already had
+// summaries (they are written when a run finishes), as the earliest step
+// reaching the max or min, the way Store::write_summaries does.
+void backfill_metric_directions(SQLite::Database& db) {
+  std::vector<std::pair<std::int64_t, std::string>> keys;
+  {
+    SQLite::Statement q(db, "SELECT DISTINCT run_id, key FROM metrics");
+    while (q.executeStep()) keys.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getString());
+  }
+  SQLite::Statement ins(db, "INSERT OR IGNORE INTO metric_directions (run_id, key, direction) VALUES (?, ?, ?)");
+  for (const auto& [run_id, key] : keys) {
+    const auto direction = metrics::core_direction(key);
+    if (!direction) continue;
+    ins.bind(1, run_id);
+    ins.bind(2, key);
+    ins.bind(3, to_string(*direction));
+    ins.exec();
+    ins.reset();
+  }
+  db.exec(R"sql(
+DELETE FROM summaries WHERE kind = 'best';
+INSERT INTO summaries (run_id, key, kind, value, step)
+SELECT d.run_id, d.key, 'best', m.value, MIN(m.step)
+FROM metric_directions d
+JOIN metrics m ON m.run_id = d.run_id AND m.key = d.key
+WHERE d.direction IN ('higher', 'lower')
+  AND EXISTS (SELECT 1 FROM summaries s WHERE s.run_id = d.run_id AND s.key = d.key AND s.kind = 'final')
+  AND m.value = (SELECT CASE d.direction WHEN 'higher' THEN MAX(x.value) ELSE MIN(x.value) END
+                 FROM metrics x WHERE x.run_id = d.run_id AND x.key = d.key)
+GROUP BY d.run_id, d.key;
+)sql");
+}
+
 bool has_table(SQLite::Database& db, const char* name) {
   SQLite::Statement q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
   q.bind(1, name);
@@ -352,6 +405,11 @@ const std::vector<Migration>& migrations() {
          SQLite::Statement check(db, "PRAGMA foreign_key_check");
          if (check.executeStep())
            throw std::runtime_error("foreign key check failed in table " + check.getColumn(0).getString());
+       }},
+      {4, "add metric_directions, back-filled for the core's metrics",
+       [](SQLite::Database& db) {
+         db.exec(kSchemaV4);
+         backfill_metric_directions(db);
        }},
   };
   return steps;

@@ -29,7 +29,9 @@ struct Migration {
 // The migrations of this build, in order; the last one's version is
 // kSchemaVersion. Version 1 creates the results tables, version 2 the Slurm
 // executor's job records, version 3 the records' identities (code identity,
-// superseded runs, the store's id, XXH3-128 keys and checksums).
+// superseded runs, the store's id, XXH3-128 keys and checksums), version 4
+// the metric directions (back-filled for the core's metric keys of existing
+// runs).
 const std::vector<Migration>& migrations();
 
 // A new random store id (32 hex digits): what a store's run folders are

@@ -21,7 +21,6 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "query/compare.h"
 #include "store/flatten.h"
 #include "store/schema.h"
 #include "util/util.h"
@@ -656,6 +655,66 @@ void Store::add_metrics(std::int64_t run_id, const std::vector<MetricPoint>& poi
   tx.commit();
 }
 
+void Store::declare_metrics(std::int64_t run_id, const std::vector<MetricDeclaration>& declarations) {
+  if (declarations.empty()) return;
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(*db_,
+                      "INSERT INTO metric_directions (run_id, key, direction) VALUES (?, ?, ?) "
+                      "ON CONFLICT (run_id, key) DO UPDATE SET direction = excluded.direction");
+  for (const MetricDeclaration& d : declarations) {
+    q.bind(1, run_id);
+    q.bind(2, d.key);
+    q.bind(3, to_string(d.direction));
+    try {
+      q.exec();
+    } catch (const SQLite::Exception& e) {
+      if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        throw std::runtime_error("declare_metrics: no run with id " + std::to_string(run_id));
+      }
+      throw;
+    }
+    q.reset();
+  }
+  tx.commit();
+}
+
+namespace {
+MetricDirection read_direction(const SQLite::Column& c, const std::string& key) {
+  const std::string word = c.getString();
+  if (const auto d = metric_direction_from_string(word)) return *d;
+  throw std::runtime_error("metric_directions: key '" + key + "' has direction '" + word +
+                           "', not higher, lower or none");
+}
+}  // namespace
+
+std::vector<MetricDeclaration> Store::metric_directions(std::int64_t run_id) {
+  SQLite::Statement q(*db_, "SELECT key, direction FROM metric_directions WHERE run_id = ? ORDER BY key");
+  q.bind(1, run_id);
+  std::vector<MetricDeclaration> out;
+  while (q.executeStep()) {
+    std::string key = q.getColumn(0).getString();
+    const MetricDirection d = read_direction(q.getColumn(1), key);
+    out.push_back({std::move(key), d});
+  }
+  return out;
+}
+
+std::vector<MetricDirection> Store::declared_directions(const std::string& key,
+                                                        const std::vector<std::int64_t>& run_ids) {
+  SQLite::Statement q(*db_, "SELECT direction FROM metric_directions WHERE run_id = ? AND key = ?");
+  std::vector<MetricDirection> out;
+  for (const std::int64_t id : run_ids) {
+    q.bind(1, id);
+    q.bind(2, key);
+    if (q.executeStep()) {
+      const MetricDirection d = read_direction(q.getColumn(0), key);
+      if (std::find(out.begin(), out.end(), d) == out.end()) out.push_back(d);
+    }
+    q.reset();
+  }
+  return out;
+}
+
 std::vector<MetricPoint> Store::metrics(std::int64_t run_id, const std::string& key_like) {
   SQLite::Statement q(*db_,
                       "SELECT key, step, value FROM metrics WHERE run_id = ? AND key LIKE ? "
@@ -676,9 +735,9 @@ void Store::write_summaries(std::int64_t run_id) {
 }
 
 // Inside the caller's transaction. Final: the value at the largest step (NaN
-// included: a diverged run's last value is NaN). Best: the max, or the min for
-// lower-is-better keys, over the non-NaN points; the earliest step that
-// reaches it.
+// included: a diverged run's last value is NaN). Best, for keys declared
+// higher or lower is better only: the max or the min over the non-NaN points;
+// the earliest step that reaches it.
 void Store::write_summaries_locked(std::int64_t run_id) {
   struct Acc {
     std::int64_t final_step = 0;
@@ -688,6 +747,8 @@ void Store::write_summaries_locked(std::int64_t run_id) {
     double best_value = 0;
   };
   std::map<std::string, Acc> acc;
+  std::map<std::string, MetricDirection> directions;
+  for (MetricDeclaration& d : metric_directions(run_id)) directions.emplace(std::move(d.key), d.direction);
   {
     SQLite::Statement q(*db_, "SELECT key, step, value FROM metrics WHERE run_id = ? ORDER BY key, step");
     q.bind(1, run_id);
@@ -700,7 +761,9 @@ void Store::write_summaries_locked(std::int64_t run_id) {
       a.final_step = step;  // rows come in step order, so the last one wins
       a.final_value = v;
       if (std::isnan(v)) continue;
-      const bool lower = query::lower_is_better(key);
+      const auto d = directions.find(key);
+      if (d == directions.end() || d->second == MetricDirection::kNone) continue;
+      const bool lower = d->second == MetricDirection::kLower;
       if (!a.has_best || (lower ? v < a.best_value : v > a.best_value)) {
         a.has_best = true;
         a.best_value = v;

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "reglab/metric_direction.h"
+
 namespace SQLite {
 class Database;
 class Statement;
@@ -21,7 +23,7 @@ class Statement;
 
 namespace reglab::store {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;  // 4: metric_directions (schema.cpp)
 // How long a writer waits for another process's transaction before failing.
 inline constexpr int kBusyTimeoutMs = 30000;
 
@@ -85,6 +87,12 @@ struct MetricPoint {
   std::string key;   // "test.acc"
   std::int64_t step; // epoch (or global step)
   double value;
+};
+
+// Which way a metric of one run is better, as its recorder declared it.
+struct MetricDeclaration {
+  std::string key;  // "test.acc"
+  MetricDirection direction;
 };
 
 // A run to add with Store::ensure_runs.
@@ -224,11 +232,18 @@ class Store {
   // as NaN.
   void add_metrics(std::int64_t run_id, const std::vector<MetricPoint>& points);
   std::vector<MetricPoint> metrics(std::int64_t run_id, const std::string& key_like = "%");
-  // Summaries: final value per key ("final") and best (max for acc/auc-like,
-  // min for loss/nll/ece/err-like keys, see query::lower_is_better), written
-  // when a run finishes; replaces earlier summaries of the run. NaN points are
-  // ignored for "best". kind is "final" or "best" (std::invalid_argument
-  // otherwise).
+  // Metric directions (table metric_directions): one per (run, key), the
+  // latest declaration wins; std::runtime_error for an unknown run. A key
+  // without a declaration has no direction and is never ranked.
+  void declare_metrics(std::int64_t run_id, const std::vector<MetricDeclaration>& declarations);
+  std::vector<MetricDeclaration> metric_directions(std::int64_t run_id);
+  // The distinct directions the given runs declared for `key` (undeclared
+  // runs add nothing): empty, one direction, or several when they disagree.
+  std::vector<MetricDirection> declared_directions(const std::string& key, const std::vector<std::int64_t>& run_ids);
+  // Summaries: final value per key ("final") and, for keys declared higher or
+  // lower is better, "best" (the max or the min), written when a run
+  // finishes; replaces earlier summaries of the run. NaN points are ignored
+  // for "best". kind is "final" or "best" (std::invalid_argument otherwise).
   void write_summaries(std::int64_t run_id);
   std::optional<double> summary(std::int64_t run_id, const std::string& key, const std::string& kind);
 

@@ -310,6 +310,17 @@ async function viewRun(id) {
   return run.sweep;
 }
 
+// The ranking the API used ({direction: higher|lower|none, direction_source}),
+// in the words `reglab compare` prints. Nothing is guessed from the name.
+function directionText(table) {
+  if (table.direction === "higher" || table.direction === "lower") {
+    return `${table.direction} is better${table.direction_source === "override" ? " (as asked)" : ""}, the best group in bold`;
+  }
+  return table.direction_source === "disagree"
+    ? "no declared direction: the runs declare different directions, so no group is best"
+    : "no declared direction, so no group is best";
+}
+
 async function viewCompare(name, query) {
   setCrumbs(el("a", { href: sweepHref(name) }, name), el("span", {}, "compare"));
   const sweep = await api("/api/sweep", [["name", name]]);
@@ -321,10 +332,13 @@ async function viewCompare(name, query) {
   const by = query.getAll("by").length ? query.getAll("by") : sweep.default_by;
   const band = query.get("band") || "ci";
   const summary = query.get("summary") || "final";
+  // "declared" ranks by the direction the runs declared; higher/lower override it.
+  const direction = query.get("direction") || "declared";
   const where = query.getAll("where").map((w) => ["where", w]);
   const byParams = by.map((k) => ["by", k]);
   const [table, curves] = await Promise.all([
-    api("/api/compare", [["sweep", name], ["metric", metric], ["summary", summary], ...byParams, ...where]),
+    api("/api/compare", [["sweep", name], ["metric", metric], ["summary", summary], ["direction", direction],
+                         ...byParams, ...where]),
     api("/api/curves", [["sweep", name], ["metric", metric], ["band", band], ...byParams, ...where]),
   ]);
   const update = (changes) => {
@@ -346,6 +360,9 @@ async function viewCompare(name, query) {
         sweep.metrics.map((m) => el("option", { value: m, selected: m === metric }, m)))),
       el("label", {}, "summary ", el("select", { onchange: (e) => update({ summary: e.target.value }) },
         ["final", "best"].map((s) => el("option", { value: s, selected: s === summary }, s)))),
+      el("label", {}, "ranking ", el("select", { onchange: (e) => update({ direction: e.target.value === "declared" ? "" : e.target.value }) },
+        [["declared", "as declared"], ["higher", "higher is better"], ["lower", "lower is better"]].map(([v, t]) =>
+          el("option", { value: v, selected: v === direction }, t)))),
       el("label", {}, "band ", el("select", { onchange: (e) => update({ band: e.target.value }) },
         [["ci", "95% CI of the mean"], ["std", "± std"]].map(([v, t]) => el("option", { value: v, selected: v === band }, t)))),
       el("span", {}, "group by: ", byBoxes)),
@@ -356,7 +373,7 @@ async function viewCompare(name, query) {
         by.map((k) => el("td", {}, g.values[k])), el("td", { class: "num" }, g.n), el("td", { class: "num" }, fmt(g.mean)),
         el("td", { class: "num" }, fmt(g.std)), el("td", { class: "num" }, g.ci95 === null ? "—" : "± " + fmt(g.ci95)),
         el("td", { class: "num" }, fmt(g.min)), el("td", { class: "num" }, fmt(g.max)))))),
-    el("p", { class: "muted" }, `${summary} ${metric} over seeds; ${table.lower_is_better ? "lower" : "higher"} is better, the best group in bold.`),
+    el("p", { class: "muted" }, `${summary} ${metric} over seeds; ${directionText(table)}.`),
     el("h2", {}, "Curves"),
     el("p", { class: "muted" }, "Drag to zoom, double-click to reset, click a legend entry to hide a group."),
     el("div", { class: "chart", id: "cmp-chart" }));
