@@ -48,6 +48,7 @@ struct Fixture {
     const auto sw = shard.upsert_sweep("demo", "", "");
     const auto id = shard.ensure_run(sw, "k" + std::to_string(i), "", R"({"seed":)" + std::to_string(i) + "}", "ce");
     shard.mark_running(id, 4242, "node7", "abc123", "/r/runs/demo/k/trial.log");
+    shard.declare_metrics(id, {{"test.acc", MetricDirection::kHigher}});  // as the worker's record_core does
     std::vector<store::MetricPoint> points;
     for (int e = 0; e < epochs; ++e) points.push_back({"test.acc", e, 0.5 + 0.1 * e});
     shard.add_metrics(id, points);

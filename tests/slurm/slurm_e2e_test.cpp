@@ -306,6 +306,7 @@ TEST(SlurmExecutor, SlurmOptionsWithoutTheSlurmExecutorAndUnknownSweepsAreRefuse
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("apply only with --executor slurm"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(box.db())) << "nothing may run or be stored";
+  { store::Store created(box.db()); }  // a store without that sweep (status reads it read-only)
   for (const char* cmd : {"status", "collect", "cancel"}) {
     const auto q = box.run({cmd, "nosuchsweep"});
     EXPECT_NE(q.code, 0) << cmd;

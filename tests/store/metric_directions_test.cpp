@@ -261,8 +261,10 @@ TEST(DirectionsMigration, Version2DatabaseGetsTheCoreDirectionsBackFilled) {
     raw.exec("INSERT INTO sweeps (name, created_at) VALUES ('old', '2026-01-01T00:00:00.000Z')");
     for (int run = 1; run <= 2; ++run) {
       const std::string id = std::to_string(run), method = run == 1 ? "tent" : "source";
+      // Distinct configurations, as any two trials of a sweep have (schema 3
+      // rekeys each run from its configuration).
       raw.exec("INSERT INTO runs (sweep_id, key, config_json, created_at, status) VALUES (1, 'k" + id +
-               "', '{}', '2026-01-01T00:00:00.000Z', 'completed')");
+               "', '{\"seed\": " + id + "}', '2026-01-01T00:00:00.000Z', 'completed')");
       raw.exec("INSERT INTO params (run_id, key, value) VALUES (" + id + ", 'method.name', '" + method + "')");
       // tent: err 0.5 then 0.3; source: 0.7 then 0.6.
       const double first = run == 1 ? 0.5 : 0.7, last = run == 1 ? 0.3 : 0.6;

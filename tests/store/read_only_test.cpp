@@ -16,6 +16,7 @@
 #include <iterator>
 #include <string>
 
+#include "store/schema.h"
 #include "store/store.h"
 #include "temp_db.h"
 
@@ -160,23 +161,54 @@ TEST_F(ReadOnlyStore, OpensWalAndRollbackDatabasesInAReadOnlyFolder) {
   }
 }
 
-TEST_F(ReadOnlyStore, RefusesAnOlderSchemaSayingHowToMigrate) {
+// A database made by an older reglab: schema 3 as it was (the real v3 layout,
+// built by running this build's migrations up to 3), with one sweep.
+void make_v3_db(const fs::path& path) {
+  SQLite::Database raw(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  raw.exec("PRAGMA foreign_keys = OFF");
+  for (const Migration& m : migrations()) {
+    if (m.version > 3) break;
+    m.apply(raw);
+  }
+  raw.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '3')");
+  raw.exec("INSERT INTO sweeps (name, description, toml, created_at) VALUES ('archived', '', '', '2026-12-01T00:00:00Z')");
+}
+
+std::string schema_version_of(const fs::path& db) {
+  SQLite::Database raw(db.string(), SQLite::OPEN_READONLY);
+  SQLite::Statement q(raw, "SELECT value FROM meta WHERE key = 'schema_version'");
+  return q.executeStep() ? q.getColumn(0).getString() : "";
+}
+
+// `reglab compare` after upgrading reglab: the writable file is migrated once,
+// then read.
+TEST_F(ReadOnlyStore, MigratesAnOlderSchemaItMayWriteThenReadsIt) {
   const fs::path db = tmp_.file("old.db");
-  make_db(db, Journal::kRollback);
+  make_v3_db(db);
+  ASSERT_EQ(schema_version_of(db), "3");
   {
-    SQLite::Database raw(db.string(), SQLite::OPEN_READWRITE);
-    raw.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
-  }
-  const std::string before = bytes_of(db);
-  try {
     Store s(db, ReadOnly{});
-    FAIL() << "an older schema was opened read-only";
-  } catch (const std::runtime_error& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find(db.string()), std::string::npos) << msg;
-    EXPECT_NE(msg.find("older"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("writable"), std::string::npos) << msg;
+    ASSERT_EQ(s.list_sweeps().size(), 1u);
+    EXPECT_THROW(s.upsert_sweep("new", "", ""), std::exception);  // still a read-only connection
   }
+  EXPECT_EQ(schema_version_of(db), std::to_string(kSchemaVersion));
+}
+
+// An archived copy from an older reglab cannot be migrated where it lies: it is
+// refused, saying why and what to do, and its bytes stay as they were.
+TEST_F(ReadOnlyStore, RefusesAnOlderSchemaItCannotWrite) {
+  const fs::path dir = tmp_.file("archive-old");
+  fs::create_directory(dir);
+  const fs::path db = dir / "results.db";
+  make_v3_db(db);
+  const std::string before = bytes_of(db);
+  fs::permissions(db, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                           fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  const std::string msg = open_as_unprivileged(db, false);
+  EXPECT_NE(msg.find(db.string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("older"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("writable copy"), std::string::npos) << msg;
   EXPECT_TRUE(bytes_of(db) == before) << "the file changed";  // it was not migrated
 }
 

@@ -63,6 +63,8 @@ void fill(Store& s) {
   for (const char* method : {"ce", "elr", "elr", "ce"}) {
     const std::int64_t id = add(method, std::string(method) == "ce" ? 0.1 : 0.05, ++seed);
     s.mark_running(id, 1, "host", "rev", "");
+    // As the worker declares the core's keys (metrics/directions.h).
+    s.declare_metrics(id, {{"test.acc", MetricDirection::kHigher}, {"test.nll", MetricDirection::kLower}});
     s.add_metrics(id, {{"test.acc", 0, 0.5 + 0.01 * seed}, {"test.acc", 1, 0.6 + 0.01 * seed},
                        {"test.nll", 1, 1.0 - 0.01 * seed}});
     s.mark_finished(id, RunStatus::kCompleted, "");

@@ -21,6 +21,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <unistd.h>
+
 #include "store/flatten.h"
 #include "store/schema.h"
 #include "util/util.h"
@@ -208,11 +210,38 @@ bool has_wal_header(const std::filesystem::path& path) {
   return in.read(header, sizeof header) && header[18] == 2 && header[19] == 2;
 }
 
+// A database whose schema is older than this build, met by a read-only open.
+struct OlderSchema : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Whether this process may write the database and create files beside it
+// (the journal), i.e. whether a writable open could migrate it.
+bool writable_in_place(const std::filesystem::path& path) {
+  const std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
+  return ::access(path.c_str(), W_OK) == 0 && ::access(dir.c_str(), W_OK) == 0;
+}
+
 }  // namespace
 
 Store::Store(const std::filesystem::path& path, ReadOnly read_only) : path_(path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path_, ec)) throw std::runtime_error("no results database at " + path_.string());
+  try {
+    open_read_only_connection(read_only);
+  } catch (const OlderSchema&) {
+    // A database from an older reglab that this user may write: migrate it
+    // once with a writable open (as `reglab run` would), keeping its journal
+    // mode, then read it. An archived copy that cannot be written is refused.
+    if (!writable_in_place(path_)) throw;
+    db_.reset();
+    { Store migrate(path_, has_wal_header(path_) ? Journal::kWal : Journal::kRollback); }
+    open_read_only_connection(read_only);
+  }
+}
+
+void Store::open_read_only_connection(ReadOnly read_only) {
+  std::error_code ec;
   // A WAL database without its -wal file holds every commit in the file
   // itself and has no writer: immutable=1 reads it without creating the
   // -wal/-shm files (impossible in a read-only folder, litter elsewhere).
@@ -250,10 +279,10 @@ void Store::open_read_only(bool immutable) {
     throw std::runtime_error("results database " + path_.string() + " has schema version " + std::to_string(version) +
                              ", newer than this build's " + std::to_string(newest) + ": use a newer reglab");
   if (version < newest)
-    throw std::runtime_error("results database " + path_.string() + " has schema version " + std::to_string(version) +
-                             ", older than this build's " + std::to_string(newest) +
-                             ", and a read-only open does not migrate: make it writable and open it once with a "
-                             "command that writes (reglab run, reglab collect), or do that on a writable copy");
+    throw OlderSchema("results database " + path_.string() + " has schema version " + std::to_string(version) +
+                      ", older than this build's " + std::to_string(newest) +
+                      ", and it cannot be written here, so it cannot be migrated: open a writable copy (any reglab "
+                      "command migrates a database it can write)");
 }
 
 Store::~Store() = default;

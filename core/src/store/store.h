@@ -131,8 +131,9 @@ enum class Journal { kWal, kRollback };
 // no migration, so an archived copy (mode 0444, a read-only folder or mount)
 // can be queried and its bytes are never changed. Writes through such a Store
 // throw. The file must exist. A database whose schema is older than this
-// build is refused with a message saying to open it once writable (which
-// migrates it): the queries are written for the current schema only.
+// build is first migrated by a writable open when this process may write the
+// file and its folder (the queries are written for the current schema only);
+// one that cannot be written is refused with a message saying so.
 // How the file is opened (see open_connection):
 //  - a rollback-journal database, or a WAL database whose -wal file exists
 //    (a writer is or was active): `mode=ro`, which sees the writers' commits;
@@ -254,6 +255,7 @@ class Store {
 
  private:
   void open_connection(Journal journal);  // one attempt at opening, setting up and migrating
+  void open_read_only_connection(ReadOnly read_only);  // the read-only open, once
   void open_read_only(bool immutable);    // one attempt at a read-only connection; checks the version
   void write_summaries_locked(std::int64_t run_id);  // inside the caller's transaction
   // One UPDATE of one run (sql binds the text value, then the run id), in its
