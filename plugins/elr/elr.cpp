@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "reglab/fused_paths.h"
 #include "reglab/method.h"
 #include "reglab/plugin.h"
 #include "reglab/sample_state.h"
@@ -183,7 +184,7 @@ class Elr final : public reglab::Method {
     const torch::Tensor& logits = outputs.at("logits");
     check_batch(batch, logits);
     const torch::Tensor& idx = batch.indices;
-    const bool cpu_path = logits.device().is_cpu() && target_.device().is_cpu() &&
+    const bool cpu_path = reglab::fused_cpu_paths_enabled() && logits.device().is_cpu() && target_.device().is_cpu() &&
                           logits.scalar_type() == target_.scalar_type() &&
                           (logits.scalar_type() == torch::kFloat || logits.scalar_type() == torch::kDouble) &&
                           logits.size(0) > 0;

@@ -5,7 +5,7 @@
 // prompt) plus a novelty bonus from the response embeddings
 // (semantic_novelty.py). The paradigm trains on the first rlvr.trained
 // votes with those rewards.
-// policy_loss: the fork's verl actor (../grpo/actor_loss.h) with the settings
+// policy_loss: the fork's verl actor (reglab/actor_loss.h) with the settings
 // of the method's published run (README: `evol_rl.sh --ent 0.003
 // --clip-high`): eps_low 0.2, eps_high 0.28, c 3, entropy bonus 0.003,
 // low_var_kl 0.001, token-mean.
@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../grpo/actor_loss.h"
+#include "reglab/actor_loss.h"
 #include "novelty.h"
 
 namespace {
@@ -27,7 +27,12 @@ constexpr auto kParams = reglab::grpo::actor_params({.clip_high = "0.28", .entro
 
 class EvolRl final : public reglab::Method {
  public:
-  void setup(const reglab::MethodContext& ctx) override { options_ = reglab::grpo::actor_options(ctx.params); }
+  void setup(const reglab::MethodContext& ctx) override {
+    reglab::grpo::declare_actor_metrics(ctx.metrics);
+    // The mean novelty of the step's rollouts: a diagnostic, not a score.
+    ctx.metrics.declare("method.novelty_mean", reglab::MetricDirection::kNone);
+    options_ = reglab::grpo::actor_options(ctx.params);
+  }
 
   reglab::RlvrRequirements rlvr_requirements() const override { return {.embeddings = true}; }
 

@@ -5,7 +5,7 @@
 //
 // rewards: r_i = 1 where the response's answer equals the prompt's true
 // answer, else 0 (a response without an answer gets 0).
-// policy_loss: actor_loss.h — dual-clip PPO − entropy_coeff·H + kl_coef·KL.
+// policy_loss: reglab/actor_loss.h — dual-clip PPO − entropy_coeff·H + kl_coef·KL.
 // Advantages, old and reference log-probs come from the paradigm.
 #include <reglab/method.h>
 #include <reglab/plugin.h>
@@ -16,7 +16,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "actor_loss.h"
+#include "reglab/actor_loss.h"
 
 namespace {
 
@@ -24,7 +24,10 @@ constexpr auto kParams = reglab::grpo::actor_params({});
 
 class Grpo final : public reglab::Method {
  public:
-  void setup(const reglab::MethodContext& ctx) override { options_ = reglab::grpo::actor_options(ctx.params); }
+  void setup(const reglab::MethodContext& ctx) override {
+    reglab::grpo::declare_actor_metrics(ctx.metrics);
+    options_ = reglab::grpo::actor_options(ctx.params);
+  }
 
   reglab::RlvrRequirements rlvr_requirements() const override { return {.ground_truth = true}; }
 

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "reglab/fused_paths.h"
 #include "reglab/method.h"
 #include "reglab/plugin.h"
 #include "reglab/sample_state.h"
@@ -147,7 +148,7 @@ class PsKd final : public reglab::Method {
     const torch::Tensor& idx = batch.indices;
     const double alpha_t = alpha_T_ * static_cast<double>(step.epoch + 1) / static_cast<double>(step.total_epochs);
 
-    const bool cpu_path = logits.device().is_cpu() && past_.device().is_cpu() &&
+    const bool cpu_path = reglab::fused_cpu_paths_enabled() && logits.device().is_cpu() && past_.device().is_cpu() &&
                           logits.scalar_type() == past_.scalar_type() &&
                           (logits.scalar_type() == torch::kFloat || logits.scalar_type() == torch::kDouble) &&
                           logits.size(0) > 0;

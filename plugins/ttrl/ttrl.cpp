@@ -6,7 +6,7 @@
 // seen first; "no answer" votes too and can win); r_i = 1 where the answer
 // equals it, else 0. The paradigm trains on the first rlvr.trained votes.
 // policy_loss: TTRL's verl actor, the same code as the EVOL-RL fork's
-// (../grpo/actor_loss.h), with TTRL's settings (examples/ttrl/*.sh and
+// (reglab/actor_loss.h), with TTRL's settings (examples/ttrl/*.sh and
 // ppo_trainer.yaml): eps 0.2/0.2, c 3, entropy 0, low_var_kl 0.001, token-mean.
 #include <reglab/method.h>
 #include <reglab/plugin.h>
@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../grpo/actor_loss.h"
+#include "reglab/actor_loss.h"
 
 namespace {
 
@@ -25,7 +25,13 @@ constexpr auto kParams = reglab::grpo::actor_params({});
 
 class Ttrl final : public reglab::Method {
  public:
-  void setup(const reglab::MethodContext& ctx) override { options_ = reglab::grpo::actor_options(ctx.params); }
+  void setup(const reglab::MethodContext& ctx) override {
+    reglab::grpo::declare_actor_metrics(ctx.metrics);
+    // The share of each prompt's samples that agree with its majority answer:
+    // a diagnostic of the label-free reward, not a score.
+    ctx.metrics.declare("method.majority_ratio", reglab::MetricDirection::kNone);
+    options_ = reglab::grpo::actor_options(ctx.params);
+  }
 
   reglab::RlvrRequirements rlvr_requirements() const override { return {}; }
 

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "methods/golden_cases.h"
+#include "methods/path_cases.h"
 #include "methods/method_harness.h"
 #include "plugins/method_handle.h"
 #include "probe/probe.h"
@@ -111,10 +112,10 @@ const Rows kStateB = {{0.2799776627147091, 0.4500099990615223, 0.270012338223768
                       {0.11966540006808556, 0.10628071674674988, 0.7740538831851647},
                       {0.02447284710547976, 0.06652409557748218, 0.009003057317038045}};
 
-class ElrDtype : public ::testing::TestWithParam<torch::ScalarType> {
+class ElrPaths : public PathCaseTest {
  protected:
-  double tol() const { return GetParam() == torch::kDouble ? golden::kTol64 : golden::kTol32; }
-  const char* dtype_name() const { return GetParam() == torch::kDouble ? "float64" : "float32"; }
+  double tol() const { return dtype() == torch::kDouble ? golden::kTol64 : golden::kTol32; }
+  const char* dtype_name() const { return dtype() == torch::kDouble ? "float64" : "float32"; }
 };
 
 std::string error_of(const std::function<void()>& f) {
@@ -150,17 +151,18 @@ TEST(Elr, DeclaresBetaAndLambda) {
 //   d⟨T,p⟩/dz_j = p_j (T_j − ⟨T,p⟩) = (−0.028125, +0.028125);
 //   d reg/dz = −(1/(13/16))·that = (9/260)·(1, −1); times λ = 27/260.
 //   CE gradient p − onehot = (1/4, −1/4);  total = (23/65, −23/65).
-TEST_P(ElrDtype, TwoClassesByHand) {
-  MethodSession s("elr", "{}", 1, 2, 1, GetParam());
-  const StepResult r = s.step(make_logits({{0.0, kLn3}}, GetParam()), {1}, {0});
-  EXPECT_EQ(r.loss.scalar_type(), GetParam());
-  EXPECT_EQ(r.grad.scalar_type(), GetParam());
+TEST_P(ElrPaths, TwoClassesByHand) {
+  MethodSession s("elr", "{}", 1, 2, 1, dtype());
+  const StepResult r = s.step(make_logits({{0.0, kLn3}}, dtype()), {1}, {0});
+  EXPECT_EQ(r.loss.scalar_type(), dtype());
+  EXPECT_EQ(r.grad.scalar_type(), dtype());
   EXPECT_NEAR(r.loss.item<double>(), std::log(4.0 / 3.0) + 3.0 * std::log(13.0 / 16.0), tol());
+  EXPECT_EQ(made_by(r.loss_fn, "ElrLossCpu"), !GetParam().tensor_ops) << r.loss_fn;
   expect_rows_near(r.grad, {{23.0 / 65.0, -23.0 / 65.0}}, tol());
   const StateDict state = s.handle().state_dict();
   ASSERT_EQ(state.size(), 1u);
   const torch::Tensor& t = state.at("target");
-  EXPECT_EQ(t.scalar_type(), GetParam());
+  EXPECT_EQ(t.scalar_type(), dtype());
   expect_rows_near(t, {{0.075, 0.225}}, tol());
 }
 
@@ -183,15 +185,15 @@ TEST(Elr, FullyClampedRowHasOnlyTheCrossEntropyGradient) {
 //   ⟨T, p⟩ = 1/2 and 1/4·1/4 + 3/4·3/4 = 5/8;
 //   loss = ½[ln 2 + ln(4/3)] + ½[ln(1/2) + ln(3/8)] = ½ ln(1/2) = −½ ln 2.
 // (Had the first row won, T = (1/2, 1/2) and the loss would be ½ ln(4/3) − ½ ln 2.)
-TEST_P(ElrDtype, DuplicateIndicesKeepTheLastRow) {
-  MethodSession s("elr", R"({"beta": 0, "lambda": 1})", 2, 2, 1, GetParam());
-  const StepResult r = s.step(make_logits({{0.0, 0.0}, {0.0, kLn3}}, GetParam()), {0, 1}, {0, 0});
+TEST_P(ElrPaths, DuplicateIndicesKeepTheLastRow) {
+  MethodSession s("elr", R"({"beta": 0, "lambda": 1})", 2, 2, 1, dtype());
+  const StepResult r = s.step(make_logits({{0.0, 0.0}, {0.0, kLn3}}, dtype()), {0, 1}, {0, 0});
   EXPECT_NEAR(r.loss.item<double>(), -0.5 * std::log(2.0), tol());
   expect_rows_near(s.handle().state_dict().at("target"), {{0.25, 0.75}, {0.0, 0.0}}, tol());
 }
 
 // Three steps through the probe: loss, gradient and state after every step.
-TEST_P(ElrDtype, ProbeSequenceMatchesReference) {
+TEST_P(ElrPaths, ProbeSequenceMatchesReference) {
   const json out = probe::run_probe(
       {{"method", "elr"}, {"dtype", dtype_name()}, {"num_samples", 4}, {"total_epochs", 2}, {"steps", steps_json(kStepsA)}});
   EXPECT_EQ(out["params"], json({{"beta", 0.7}, {"lambda", 3.0}}));
@@ -208,7 +210,7 @@ TEST_P(ElrDtype, ProbeSequenceMatchesReference) {
 
 // Prior state given to the probe is loaded after setup and used: rows 0 and 1
 // start from kPriorB, row 2 from zeros.
-TEST_P(ElrDtype, ProbeHonoursPriorStateAndParameters) {
+TEST_P(ElrPaths, ProbeHonoursPriorStateAndParameters) {
   const json request = {{"method", "elr"},
                         {"dtype", dtype_name()},
                         {"params", {{"beta", 0.9}, {"lambda", 7}}},
@@ -228,8 +230,8 @@ TEST_P(ElrDtype, ProbeHonoursPriorStateAndParameters) {
 }
 
 // Resuming from state_dict() continues exactly as an uninterrupted run.
-TEST_P(ElrDtype, StateDictRoundTrip) {
-  const torch::ScalarType dt = GetParam();
+TEST_P(ElrPaths, StateDictRoundTrip) {
+  const torch::ScalarType dt = dtype();
   MethodSession first("elr", "{}", 4, 3, 2, dt);
   for (int i = 0; i < 2; ++i) first.step(make_logits(kStepsA[i].logits, dt), kStepsA[i].labels, kStepsA[i].indices);
   StateDict saved;
@@ -256,23 +258,22 @@ TEST_P(ElrDtype, StateDictRoundTrip) {
 
 // λ = 0 is plain cross-entropy; β = 1 keeps T at zero, so log(1 − 0) = 0 and
 // again plain cross-entropy (golden_cases.h, torch's F.cross_entropy).
-TEST_P(ElrDtype, ReducesToCrossEntropy) {
-  const torch::Tensor z = make_logits(golden::kLogits, GetParam());
+TEST_P(ElrPaths, ReducesToCrossEntropy) {
+  const torch::Tensor z = make_logits(golden::kLogits, dtype());
   const std::vector<std::int64_t> idx = {0, 1, 2, 3};
   for (const char* params : {R"({"lambda": 0})", R"({"beta": 1.0})"}) {
     SCOPED_TRACE(params);
-    MethodSession s("elr", params, 4, 5, 1, GetParam());
+    MethodSession s("elr", params, 4, 5, 1, dtype());
     const StepResult r = s.step(z, golden::kLabels, idx);
     EXPECT_NEAR(r.loss.item<double>(), golden::kCeLoss, tol());
     expect_rows_near(r.grad, golden::kCeGrad, tol());
   }
-  MethodSession s("elr", R"({"beta": 1.0})", 4, 5, 1, GetParam());
+  MethodSession s("elr", R"({"beta": 1.0})", 4, 5, 1, dtype());
   s.step(z, golden::kLabels, idx);
   EXPECT_EQ(s.handle().state_dict().at("target").abs().sum().item<double>(), 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, ElrDtype, ::testing::Values(torch::kDouble, torch::kFloat),
-                         [](const auto& info) { return info.param == torch::kDouble ? "Float64" : "Float32"; });
+INSTANTIATE_TEST_SUITE_P(Paths, ElrPaths, kPathCases, path_case_name);
 
 TEST(Elr, RejectsBadShapesIndicesAndState) {
   MethodSession s("elr", "{}", 4, 3, 1, torch::kDouble);

@@ -10,6 +10,8 @@
 #include "plugins/method_handle.h"
 #include "reglab/method.h"
 
+#include <torch/csrc/autograd/function.h>
+
 namespace reglab::testing {
 
 const plugins::LoadedPlugin& build_plugin(const std::string& name) {
@@ -41,7 +43,7 @@ StepResult run_step(const std::string& method, const std::string& params_json, c
   const StepContext step{0, 1, 0, log, sink};
   torch::Tensor loss = handle.training_loss(batch, outputs, step);
   loss.backward();
-  return {loss.detach(), leaf.grad()};
+  return {loss.detach(), leaf.grad(), loss.grad_fn() ? loss.grad_fn()->name() : std::string()};
 }
 
 MethodSession::MethodSession(const std::string& method, const std::string& params_json, std::int64_t num_samples,
@@ -68,7 +70,7 @@ StepResult MethodSession::step(const torch::Tensor& logits, const std::vector<st
   torch::Tensor loss = handle_->training_loss(batch, outputs, ctx);
   loss.backward();
   handle_->after_optimizer_step(batch, outputs, ctx);
-  return {loss.detach(), leaf.grad()};
+  return {loss.detach(), leaf.grad(), loss.grad_fn() ? loss.grad_fn()->name() : std::string()};
 }
 
 torch::Tensor make_logits(const Rows& rows, torch::ScalarType dtype) {

@@ -39,6 +39,7 @@ const plugins::LoadedPlugin& build_plugin(const std::string& name);
 struct StepResult {
   torch::Tensor loss;  // the scalar the method returned
   torch::Tensor grad;  // d loss / d logits
+  std::string loss_fn;  // the autograd node that made the loss ("" for a leaf), e.g. which path a method took
 };
 
 // `params_json` is the [method] table as JSON ("{}" for the defaults).

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "methods/golden_cases.h"
+#include "methods/path_cases.h"
 #include "methods/method_harness.h"
 #include "plugins/method_handle.h"
 #include "probe/probe.h"
@@ -136,10 +137,10 @@ const Rows kStateB[] = {
      {1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0}},
 };
 
-class PsKdDtype : public ::testing::TestWithParam<torch::ScalarType> {
+class PsKdPaths : public PathCaseTest {
  protected:
-  double tol() const { return GetParam() == torch::kDouble ? golden::kTol64 : golden::kTol32; }
-  const char* dtype_name() const { return GetParam() == torch::kDouble ? "float64" : "float32"; }
+  double tol() const { return dtype() == torch::kDouble ? golden::kTol64 : golden::kTol32; }
+  const char* dtype_name() const { return dtype() == torch::kDouble ? "float64" : "float32"; }
 };
 
 std::string error_of(const std::function<void()>& f) {
@@ -170,7 +171,7 @@ TEST(PsKd, DeclaresAlphaT) {
 // Epoch 1: α_1 = 0.8, t = 0.2·(0, 1) + 0.8·(1/2, 1/2) = (0.4, 0.6):
 //   loss = 0.4·ln 4 + 0.6·ln(4/3), gradient p − t = (−0.15, 0.15).
 // Either way P[0] ends as sg(p) = (1/4, 3/4).
-TEST_P(PsKdDtype, TwoClassesByHandThroughTheProbe) {
+TEST_P(PsKdPaths, TwoClassesByHandThroughTheProbe) {
   const json request = {{"method", "ps_kd"},
                         {"dtype", dtype_name()},
                         {"total_epochs", 2},
@@ -195,12 +196,13 @@ TEST_P(PsKdDtype, TwoClassesByHandThroughTheProbe) {
 
 // Epoch 0 is plain cross-entropy (golden_cases.h, torch's F.cross_entropy),
 // and afterwards P holds softmax(z) = B·grad + onehot row by row.
-TEST_P(PsKdDtype, EpochZeroIsCrossEntropy) {
-  MethodSession s("ps_kd", "{}", 4, 5, 10, GetParam());
-  const StepResult r = s.step(make_logits(golden::kLogits, GetParam()), golden::kLabels, {0, 1, 2, 3}, 0);
-  EXPECT_EQ(r.loss.scalar_type(), GetParam());
-  EXPECT_EQ(r.grad.scalar_type(), GetParam());
+TEST_P(PsKdPaths, EpochZeroIsCrossEntropy) {
+  MethodSession s("ps_kd", "{}", 4, 5, 10, dtype());
+  const StepResult r = s.step(make_logits(golden::kLogits, dtype()), golden::kLabels, {0, 1, 2, 3}, 0);
+  EXPECT_EQ(r.loss.scalar_type(), dtype());
+  EXPECT_EQ(r.grad.scalar_type(), dtype());
   EXPECT_NEAR(r.loss.item<double>(), golden::kCeLoss, tol());
+  EXPECT_EQ(made_by(r.loss_fn, "PsKdLossCpu"), !GetParam().tensor_ops) << r.loss_fn;
   expect_rows_near(r.grad, golden::kCeGrad, tol());
   Rows p = golden::kCeGrad;
   for (std::size_t i = 0; i < p.size(); ++i) {
@@ -208,20 +210,20 @@ TEST_P(PsKdDtype, EpochZeroIsCrossEntropy) {
     p[i][static_cast<std::size_t>(golden::kLabels[i])] += 1.0;
   }
   const torch::Tensor state = s.handle().state_dict().at("past_predictions");
-  EXPECT_EQ(state.scalar_type(), GetParam());
+  EXPECT_EQ(state.scalar_type(), dtype());
   expect_rows_near(state, p, 4 * tol());
 }
 
 // α_T = 0: cross-entropy in every epoch, whatever P holds.
-TEST_P(PsKdDtype, AlphaZeroIsCrossEntropyInLaterEpochs) {
-  MethodSession s("ps_kd", R"({"alpha_T": 0})", 4, 5, 3, GetParam());
-  s.handle().load_state_dict({{"past_predictions", torch::full({4, 5}, 0.2, GetParam())}});
-  const StepResult r = s.step(make_logits(golden::kLogits, GetParam()), golden::kLabels, {0, 1, 2, 3}, 2);
+TEST_P(PsKdPaths, AlphaZeroIsCrossEntropyInLaterEpochs) {
+  MethodSession s("ps_kd", R"({"alpha_T": 0})", 4, 5, 3, dtype());
+  s.handle().load_state_dict({{"past_predictions", torch::full({4, 5}, 0.2, dtype())}});
+  const StepResult r = s.step(make_logits(golden::kLogits, dtype()), golden::kLabels, {0, 1, 2, 3}, 2);
   EXPECT_NEAR(r.loss.item<double>(), golden::kCeLoss, tol());
   expect_rows_near(r.grad, golden::kCeGrad, tol());
 }
 
-TEST_P(PsKdDtype, ProbeSequenceMatchesReference) {
+TEST_P(PsKdPaths, ProbeSequenceMatchesReference) {
   const json out = probe::run_probe(
       {{"method", "ps_kd"}, {"dtype", dtype_name()}, {"total_epochs", 4}, {"steps", steps_json(kStepsA)}});
   EXPECT_EQ(out["num_samples"], 4);
@@ -236,7 +238,7 @@ TEST_P(PsKdDtype, ProbeSequenceMatchesReference) {
   }
 }
 
-TEST_P(PsKdDtype, ProbeHonoursPriorState) {
+TEST_P(PsKdPaths, ProbeHonoursPriorState) {
   const json request = {{"method", "ps_kd"},
                         {"dtype", dtype_name()},
                         {"params", {{"alpha_T", 0.5}}},
@@ -260,8 +262,8 @@ TEST_P(PsKdDtype, ProbeHonoursPriorState) {
 }
 
 // Resuming from state_dict() continues exactly as an uninterrupted run.
-TEST_P(PsKdDtype, StateDictRoundTrip) {
-  const torch::ScalarType dt = GetParam();
+TEST_P(PsKdPaths, StateDictRoundTrip) {
+  const torch::ScalarType dt = dtype();
   MethodSession first("ps_kd", "{}", 4, 3, 4, dt);
   for (int i = 0; i < 2; ++i)
     first.step(make_logits(kStepsA[i].logits, dt), kStepsA[i].labels, kStepsA[i].indices, kStepsA[i].epoch);
@@ -286,8 +288,7 @@ TEST_P(PsKdDtype, StateDictRoundTrip) {
   expect_rows_near(resumed.handle().state_dict().at("past_predictions"), kStateA[3], tol());
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, PsKdDtype, ::testing::Values(torch::kDouble, torch::kFloat),
-                         [](const auto& info) { return info.param == torch::kDouble ? "Float64" : "Float32"; });
+INSTANTIATE_TEST_SUITE_P(Paths, PsKdPaths, kPathCases, path_case_name);
 
 // After epoch 0, training_loss only reads P; the batch's rows change in
 // after_optimizer_step. In epoch 0, training_loss writes the one-hot rows.

@@ -1,5 +1,5 @@
 // Shared inputs and golden numbers for the actor loss of the rlvr plugins
-// grpo, ttrl and evol_rl (plugins/grpo/actor_loss.h), and the helpers that
+// grpo, ttrl and evol_rl (reglab/actor_loss.h), and the helpers that
 // run one policy_loss through a loaded plugin.
 //
 // How the numbers were obtained: the official actors' update_policy were

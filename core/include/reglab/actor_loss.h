@@ -1,5 +1,6 @@
-// plugins/grpo/actor_loss.h — the actor loss of the GRPO family (grpo, ttrl,
-// evol_rl), as the FSDP actor of the EVOL-RL copy of verl 0.2
+// reglab/actor_loss.h — the actor loss of the GRPO family (grpo, ttrl,
+// evol_rl, and any out-of-tree RL method built on it), part of the installed
+// SDK; header-only. As the FSDP actor of the EVOL-RL copy of verl 0.2
 // (YujunZhou/EVOL-RL @ 19896e0, verl/verl/workers/actor/dp_actor.py,
 // update_policy; TTRL @ 3e2cc93 carries the same code) composes it per
 // micro-batch, and as volcengine/verl @ b178a3c does under
@@ -144,6 +145,13 @@ inline ActorLoss actor_loss(const RlvrBatch& b, const ActorOptions& o) {
   out.loss = loss;
   out.clip_fraction = pg.clip_fraction;
   return out;
+}
+
+// The actor's diagnostics (method.pg_loss, method.kl, method.entropy) are
+// not scores: declared without a direction so that no query ranks them.
+// Call it in setup(), with any keys of the method's own.
+inline void declare_actor_metrics(MetricSink& metrics) {
+  for (const char* key : {"method.pg_loss", "method.kl", "method.entropy"}) metrics.declare(key, MetricDirection::kNone);
 }
 
 // Per-RL-step means of a method's diagnostics. The store keeps one value per

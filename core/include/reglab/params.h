@@ -37,6 +37,9 @@ class Params {
     return get<std::vector<std::int64_t>>(name, "int list");
   }
   std::vector<double> get_double_list(const std::string& name) const;
+  const std::vector<std::string>& get_string_list(const std::string& name) const {
+    return get<std::vector<std::string>>(name, "string list");
+  }
 
   void set(const std::string& name, ParamValue value) { values_[name] = std::move(value); }
   const std::map<std::string, ParamValue>& values() const { return values_; }
