@@ -21,8 +21,10 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "store/connection.h"
 #include "store/flatten.h"
 #include "store/schema.h"
+#include "store/testing.h"
 #include "util/util.h"
 
 namespace reglab::store {
@@ -257,6 +259,9 @@ void Store::open_read_only(bool immutable) {
 }
 
 Store::~Store() = default;
+
+SQLite::Database& connection(Store& store) { return *store.db_; }
+SQLite::Database& raw_connection_for_tests(Store& store) { return *store.db_; }
 
 // --- sweeps ---------------------------------------------------------------
 

@@ -250,9 +250,20 @@ class Store {
   void add_artifact(const ArtifactRow& a);
   std::vector<ArtifactRow> artifacts(std::int64_t run_id);
 
+  // One door: modules outside store/ read and write through typed functions
+  // (this class, dashboard_queries.h, sweep_results.h, metric_series.h,
+  // slurm_records.h, shard_merge.h), so all SQL lives in store/. The store's
+  // own files reach the connection through store/connection.h, tests through
+  // store/testing.h. db() stays public for one caller only, the benchmark
+  // tools/bench/serve_api.cpp (outside this module's reach for now); it is
+  // to become private once that moves to store/testing.h. Nothing in
+  // core/src or tests calls it.
   SQLite::Database& db() { return *db_; }
 
  private:
+  friend SQLite::Database& connection(Store& store);
+  friend SQLite::Database& raw_connection_for_tests(Store& store);
+
   void open_connection(Journal journal);  // one attempt at opening, setting up and migrating
   void open_read_only(bool immutable);    // one attempt at a read-only connection; checks the version
   void write_summaries_locked(std::int64_t run_id);  // inside the caller's transaction
