@@ -10,6 +10,7 @@
 #include "cluster/records.h"
 #include "cluster/shards.h"
 #include "store/temp_db.h"
+#include "store/testing.h"
 
 namespace reglab::cluster {
 namespace {
@@ -18,7 +19,7 @@ using store::RunStatus;
 using testing_support::TempDir;
 
 long long count(store::Store& s, const std::string& sql) {
-  SQLite::Statement q(s.db(), sql);
+  SQLite::Statement q(store::raw_connection_for_tests(s), sql);
   q.executeStep();
   return q.getColumn(0).getInt64();
 }

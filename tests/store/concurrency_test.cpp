@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "store/testing.h"
 #include "store/temp_db.h"
 
 namespace reglab::store {
@@ -67,7 +68,7 @@ TEST(StoreConcurrency, TwoConnectionsInOneProcessWriteAlternately) {
     b.heartbeat(ra);
   }
   // A reader holding an open statement does not block the writer (WAL).
-  SQLite::Statement reading(a.db(), "SELECT step FROM metrics WHERE run_id = " + std::to_string(ra));
+  SQLite::Statement reading(store::raw_connection_for_tests(a), "SELECT step FROM metrics WHERE run_id = " + std::to_string(ra));
   ASSERT_TRUE(reading.executeStep());
   b.add_metrics(rb, {{"train.loss", 50, 0.0}});
   reading.reset();
@@ -107,9 +108,9 @@ TEST(StoreConcurrency, ForkedProcessesWriteAtTheSameTime) {
   for (pid_t pid : children) EXPECT_EQ(wait_exit_code(pid), 0) << "writer " << pid << " failed (see stderr)";
 
   Store check(path);
-  EXPECT_EQ(count(check.db(), "SELECT count(*) FROM runs WHERE key = 'shared00'"), 1);
-  EXPECT_EQ(count(check.db(), "SELECT count(*) FROM runs WHERE status = 'completed'"), kWriters);
-  EXPECT_EQ(count(check.db(), "SELECT count(*) FROM metrics"), kWriters * kBatches * kPerBatch);
+  EXPECT_EQ(count(store::raw_connection_for_tests(check), "SELECT count(*) FROM runs WHERE key = 'shared00'"), 1);
+  EXPECT_EQ(count(store::raw_connection_for_tests(check), "SELECT count(*) FROM runs WHERE status = 'completed'"), kWriters);
+  EXPECT_EQ(count(store::raw_connection_for_tests(check), "SELECT count(*) FROM metrics"), kWriters * kBatches * kPerBatch);
   for (int w = 0; w < kWriters; ++w) {
     const auto r = check.find_run("writer" + std::to_string(w));
     ASSERT_TRUE(r);
@@ -134,7 +135,7 @@ TEST(StoreConcurrency, ForkedProcessesOpenAFreshFileTogether) {
   Store check(path);
   EXPECT_EQ(check.list_sweeps().size(), 4u);
   // One schema_version, one store_id, one hash_algorithm: the migration ran once.
-  EXPECT_EQ(count(check.db(), "SELECT count(*) FROM meta"), 3);
+  EXPECT_EQ(count(store::raw_connection_for_tests(check), "SELECT count(*) FROM meta"), 3);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "query/compare.h"
 #include "store/schema.h"
 #include "store/store.h"
+#include "store/testing.h"
 #include "store/temp_db.h"
 
 namespace reglab {
@@ -281,7 +282,7 @@ TEST(DirectionsMigration, Version2DatabaseGetsTheCoreDirectionsBackFilled) {
     }
   }
   Store s(path);
-  EXPECT_EQ(store::read_schema_version(s.db()), store::kSchemaVersion);
+  EXPECT_EQ(store::read_schema_version(store::raw_connection_for_tests(s)), store::kSchemaVersion);
   const auto d = s.metric_directions(1);
   ASSERT_EQ(d.size(), 3u);  // method.entropy is a plugin's: it stays undeclared
   EXPECT_EQ(d[0].key, "test.acc");

@@ -11,6 +11,7 @@
 #include "store/run_folder.h"
 #include "store/schema.h"
 #include "store/store.h"
+#include "store/testing.h"
 #include "store/temp_db.h"
 
 namespace reglab::store {
@@ -55,9 +56,9 @@ TEST(StoreMigration, VersionZeroWithOnlyMetaIsMigratedToCurrent) {
     raw.exec("INSERT INTO meta VALUES ('schema_version', '0')");
   }
   Store store(path);
-  EXPECT_EQ(stored_version(store.db()), std::to_string(kSchemaVersion));
+  EXPECT_EQ(stored_version(store::raw_connection_for_tests(store)), std::to_string(kSchemaVersion));
   for (const char* t : {"sweeps", "runs", "params", "metrics", "summaries", "artifacts"}) {
-    EXPECT_TRUE(has_table(store.db(), t)) << t;
+    EXPECT_TRUE(has_table(store::raw_connection_for_tests(store), t)) << t;
   }
   // And it works.
   const auto sweep = store.upsert_sweep("s", "", "");
@@ -75,8 +76,8 @@ TEST(StoreMigration, FileWithSomeTablesButNoMetaKeepsItsRows) {
     raw.exec("INSERT INTO sweeps (name, created_at) VALUES ('kept', '2020-01-01T00:00:00.000Z')");
   }
   Store store(path);
-  EXPECT_EQ(stored_version(store.db()), std::to_string(kSchemaVersion));
-  EXPECT_TRUE(has_table(store.db(), "metrics"));
+  EXPECT_EQ(stored_version(store::raw_connection_for_tests(store)), std::to_string(kSchemaVersion));
+  EXPECT_TRUE(has_table(store::raw_connection_for_tests(store), "metrics"));
   ASSERT_TRUE(store.find_sweep("kept"));
   EXPECT_EQ(store.find_sweep("kept")->created_at, "2020-01-01T00:00:00.000Z");
 }
@@ -94,8 +95,8 @@ TEST(StoreMigration, Version1DatabaseGainsTheSlurmTablesAndKeepsItsRuns) {
     EXPECT_FALSE(has_table(raw, "slurm_jobs"));
   }
   Store store(path);
-  EXPECT_EQ(read_schema_version(store.db()), kSchemaVersion);
-  for (const char* t : {"slurm_jobs", "slurm_tasks", "shard_merges"}) EXPECT_TRUE(has_table(store.db(), t)) << t;
+  EXPECT_EQ(read_schema_version(store::raw_connection_for_tests(store)), kSchemaVersion);
+  for (const char* t : {"slurm_jobs", "slurm_tasks", "shard_merges"}) EXPECT_TRUE(has_table(store::raw_connection_for_tests(store), t)) << t;
   ASSERT_EQ(store.list_runs().size(), 1u);
   EXPECT_EQ(store.list_runs()[0].status, RunStatus::kCompleted);
 }
@@ -132,10 +133,10 @@ TEST(StoreMigration, Version2ResultsAreRekeyedWithTheirFoldersAndChecksums) {
              "(2, 'checkpoint', '" + (trial_dir / "checkpoint.pt").string() + "', '0123456789abcdef', 't')");
   }
   Store store(path);
-  EXPECT_EQ(read_schema_version(store.db()), kSchemaVersion);
+  EXPECT_EQ(read_schema_version(store::raw_connection_for_tests(store)), kSchemaVersion);
   EXPECT_EQ(store.store_id().size(), 32u);
   {
-    SQLite::Statement q(store.db(), "SELECT value FROM meta WHERE key = 'hash_algorithm'");
+    SQLite::Statement q(store::raw_connection_for_tests(store), "SELECT value FROM meta WHERE key = 'hash_algorithm'");
     ASSERT_TRUE(q.executeStep());
     EXPECT_EQ(q.getColumn(0).getString(), "xxh3-128");
   }
@@ -235,10 +236,10 @@ TEST(StoreMigration, ACurrentDatabaseTakesOnlyTheNewStep) {
                      ++calls;
                      d.exec("ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT ''");
                    }});
-  migrate(store.db(), steps, path);
+  migrate(store::raw_connection_for_tests(store), steps, path);
   EXPECT_EQ(calls, 1);
-  EXPECT_EQ(read_schema_version(store.db()), kSchemaVersion + 1);
-  EXPECT_TRUE(has_column(store.db(), "runs", "notes"));
+  EXPECT_EQ(read_schema_version(store::raw_connection_for_tests(store)), kSchemaVersion + 1);
+  EXPECT_TRUE(has_column(store::raw_connection_for_tests(store), "runs", "notes"));
 }
 
 TEST(StoreMigration, FailingStepIsRolledBackAndNamed) {

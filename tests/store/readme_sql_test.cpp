@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "store/testing.h"
 #include "temp_db.h"
 
 namespace reglab::store {
@@ -76,9 +77,9 @@ void fill(Store& s) {
   s.mark_running(running, 4242, "host", "rev", "");
   s.heartbeat(running);
   // The Slurm executor's records of the first run (cluster/ writes these).
-  s.db().exec("INSERT INTO slurm_jobs (job_id, sweep_id, kind, array_size, submitted_at) VALUES (100, " +
+  store::raw_connection_for_tests(s).exec("INSERT INTO slurm_jobs (job_id, sweep_id, kind, array_size, submitted_at) VALUES (100, " +
               std::to_string(sweep) + ", 'trials', 4, '2026-12-01T00:00:00Z')");
-  s.db().exec("INSERT INTO slurm_tasks (job_id, array_index, run_id) VALUES (100, 0, 1)");
+  store::raw_connection_for_tests(s).exec("INSERT INTO slurm_tasks (job_id, array_index, run_id) VALUES (100, 0, 1)");
 }
 
 TEST(ResultsReadme, EverySqlExampleRunsAndReturnsRows) {
@@ -87,7 +88,7 @@ TEST(ResultsReadme, EverySqlExampleRunsAndReturnsRows) {
   testing_support::TempDir tmp;
   Store store(tmp.file("reglab.db"));
   fill(store);
-  sqlite3* db = store.db().getHandle();
+  sqlite3* db = store::raw_connection_for_tests(store).getHandle();
   for (const Example& ex : examples) {
     SCOPED_TRACE("results/README.md:" + std::to_string(ex.line) + "\n" + ex.sql);
     const char* tail = ex.sql.c_str();

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "store/temp_db.h"
+#include "store/testing.h"
 
 namespace reglab::store {
 namespace {
@@ -48,15 +49,15 @@ const char* kConfig = R"({"method":{"name":"elr","lambda":3.0,"beta":0.7},)"
 TEST(StoreSchema, CreatesAllTablesWithWalForeignKeysAndBusyTimeout) {
   TempDir dir;
   Store store(dir.file("reglab.db"));
-  const auto t = tables(store.db());
+  const auto t = tables(store::raw_connection_for_tests(store));
   for (const char* name : {"meta", "sweeps", "runs", "params", "metrics", "summaries", "artifacts", "slurm_jobs",
                            "slurm_tasks", "shard_merges", "metric_directions"}) {
     EXPECT_TRUE(t.count(name)) << "missing table " << name;
   }
-  EXPECT_EQ(text(store.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
-  EXPECT_EQ(text(store.db(), "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(count(store.db(), "PRAGMA foreign_keys"), 1);
-  EXPECT_EQ(count(store.db(), "PRAGMA busy_timeout"), 30000);
+  EXPECT_EQ(text(store::raw_connection_for_tests(store), "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
+  EXPECT_EQ(text(store::raw_connection_for_tests(store), "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "PRAGMA foreign_keys"), 1);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "PRAGMA busy_timeout"), 30000);
 }
 
 TEST(StoreSchema, ReopenKeepsVersionAndData) {
@@ -68,9 +69,9 @@ TEST(StoreSchema, ReopenKeepsVersionAndData) {
     sweep_id = store.upsert_sweep("s1", "first", "[sweep]\nseeds = [1]\n");
   }
   Store again(path);
-  EXPECT_EQ(text(again.db(), "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
+  EXPECT_EQ(text(store::raw_connection_for_tests(again), "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
   // schema_version, store_id, hash_algorithm; the id survives the reopen.
-  EXPECT_EQ(count(again.db(), "SELECT count(*) FROM meta"), 3);
+  EXPECT_EQ(count(store::raw_connection_for_tests(again), "SELECT count(*) FROM meta"), 3);
   const auto s = again.find_sweep("s1");
   ASSERT_TRUE(s.has_value());
   EXPECT_EQ(s->id, sweep_id);
@@ -146,7 +147,7 @@ TEST(StoreRuns, EnsureRunIsIdempotentAndLeavesACompletedRunAlone) {
   EXPECT_EQ(after->method_name, "elr");
   EXPECT_EQ(after->attempts, 1);
   EXPECT_EQ(after->finished_at, before->finished_at);
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM runs"), 1);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM runs"), 1);
   // The same key in another sweep is another run.
   const auto other = store.upsert_sweep("t", "", "");
   EXPECT_NE(store.ensure_run(other, "abcdef0123456789", "", kConfig, "elr"), id);
@@ -170,12 +171,12 @@ TEST(StoreRuns, EnsureRunsAddsTheNewOnesInOrderAndKeepsTheExisting) {
   EXPECT_EQ(store.get_run(old)->label, "two");
   EXPECT_EQ(store.get_run(old)->status, RunStatus::kCompleted);
   EXPECT_EQ(store.params(ids[0]).size(), store.params(old).size());
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM runs"), 3);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM runs"), 3);
   // Again: nothing new, the same ids.
   EXPECT_EQ(store.ensure_runs(sweep, {{"k3k3k3k3", "", "{}", ""}, {"k1k1k1k1", "", "{}", ""}}),
             (std::vector<std::int64_t>{ids[2], ids[0]}));
   EXPECT_THROW(store.ensure_runs(sweep, {{"k4k4k4k4", "", "[1]", ""}}), std::invalid_argument);
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM runs"), 3);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM runs"), 3);
 }
 
 TEST(StoreRuns, NewRunIsPendingWithItsFields) {
@@ -225,8 +226,8 @@ TEST(StoreRuns, ParamsAreTheFlattenedConfig) {
   EXPECT_EQ(by_key["extra"].value, "{}");
 
   // The same through plain SQL, as results/README.md shows it.
-  EXPECT_EQ(text(store.db(), "SELECT value FROM params WHERE key = 'data.noise.rate'"), "0.4");
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM params WHERE value_num IS NOT NULL"), 5);
+  EXPECT_EQ(text(store::raw_connection_for_tests(store), "SELECT value FROM params WHERE key = 'data.noise.rate'"), "0.4");
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM params WHERE value_num IS NOT NULL"), 5);
 }
 
 TEST(StoreRuns, BadConfigNamesTheRunKey) {
@@ -241,7 +242,7 @@ TEST(StoreRuns, BadConfigNamesTheRunKey) {
   }
   EXPECT_THROW(store.ensure_run(sweep, "arraykey", "", "[1,2]", "elr"), std::invalid_argument);
   EXPECT_THROW(store.ensure_run(sweep + 7, "nosweep1", "", "{}", "elr"), std::runtime_error);
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM runs"), 0);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM runs"), 0);
 }
 
 TEST(StoreRuns, FindRunByIdOrKeyPrefix) {
@@ -305,7 +306,7 @@ TEST(StoreRuns, StatusTransitions) {
 
   store.mark_finished(id, RunStatus::kCompleted, "");
   EXPECT_EQ(store.get_run(id)->status, RunStatus::kCompleted);
-  EXPECT_EQ(text(store.db(), "SELECT status FROM runs"), "completed");
+  EXPECT_EQ(text(store::raw_connection_for_tests(store), "SELECT status FROM runs"), "completed");
 
   EXPECT_THROW(store.mark_finished(id, RunStatus::kRunning, ""), std::invalid_argument);
   EXPECT_THROW(store.mark_finished(id, RunStatus::kPending, ""), std::invalid_argument);
@@ -419,7 +420,7 @@ TEST(StoreMetrics, RepeatedPointReplacesTheOldValue) {
   const auto id = store.ensure_run(sweep, "k0000001", "", "{}", "m");
   store.add_metrics(id, {{"test.acc", 1, 0.50}, {"test.acc", 2, 0.60}});
   store.add_metrics(id, {{"test.acc", 1, 0.55}});
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM metrics WHERE key = 'test.acc' AND step = 1"), 1);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM metrics WHERE key = 'test.acc' AND step = 1"), 1);
   const auto pts = store.metrics(id, "test.%");
   ASSERT_EQ(pts.size(), 2u);
   EXPECT_EQ(pts[0].step, 1);
@@ -444,9 +445,9 @@ TEST(StoreMetrics, HundredThousandPointsInOneBatch) {
     }
   }
   store.add_metrics(id, pts);
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM metrics"), 100000);
-  EXPECT_EQ(count(store.db(), "SELECT count(DISTINCT key) FROM metrics"), 10);
-  SQLite::Statement q(store.db(), "SELECT sum(value) FROM metrics WHERE run_id = ?");
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM metrics"), 100000);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(DISTINCT key) FROM metrics"), 10);
+  SQLite::Statement q(store::raw_connection_for_tests(store), "SELECT sum(value) FROM metrics WHERE run_id = ?");
   q.bind(1, id);
   ASSERT_TRUE(q.executeStep());
   EXPECT_NEAR(q.getColumn(0).getDouble(), expected_sum, 1e-6);
@@ -462,7 +463,7 @@ TEST(StoreMetrics, NaNIsStoredAsNullAndReadBackAsNaN) {
   const auto sweep = store.upsert_sweep("s", "", "");
   const auto id = store.ensure_run(sweep, "k0000001", "", "{}", "m");
   store.add_metrics(id, {{"train.loss", 1, std::numeric_limits<double>::quiet_NaN()}});
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM metrics WHERE value IS NULL"), 1);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM metrics WHERE value IS NULL"), 1);
   const auto pts = store.metrics(id);
   ASSERT_EQ(pts.size(), 1u);
   EXPECT_TRUE(std::isnan(pts[0].value));
@@ -477,12 +478,12 @@ TEST(StoreMetrics, UnknownRunIsRejected) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("no run with id 99"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM metrics"), 0);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM metrics"), 0);
   // The connection stays usable after the failed batch.
   const auto sweep = store.upsert_sweep("s", "", "");
   const auto id = store.ensure_run(sweep, "k0000001", "", "{}", "m");
   store.add_metrics(id, {{"test.acc", 1, 0.5}});
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM metrics"), 1);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM metrics"), 1);
 }
 
 // --- summaries ----------------------------------------------------------------
@@ -524,14 +525,14 @@ TEST(StoreSummaries, FinalIsLastStepBestIsMaxOrMinByDeclaredDirection) {
   EXPECT_THROW(store.summary(id, "test.acc", "last"), std::invalid_argument);
 
   // The step of each summary, through SQL.
-  EXPECT_EQ(count(store.db(), "SELECT step FROM summaries WHERE key = 'test.acc' AND kind = 'best'"), 2);
-  EXPECT_EQ(count(store.db(), "SELECT step FROM summaries WHERE key = 'test.acc' AND kind = 'final'"), 4);
-  EXPECT_EQ(count(store.db(), "SELECT step FROM summaries WHERE key = 'val.loss' AND kind = 'best'"), 1);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT step FROM summaries WHERE key = 'test.acc' AND kind = 'best'"), 2);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT step FROM summaries WHERE key = 'test.acc' AND kind = 'final'"), 4);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT step FROM summaries WHERE key = 'val.loss' AND kind = 'best'"), 1);
 
   // Rewriting replaces rather than duplicates.
   store.add_metrics(id, {{"test.acc", 5, 0.95}});
   store.write_summaries(id);
-  EXPECT_EQ(count(store.db(), "SELECT count(*) FROM summaries WHERE key = 'test.acc'"), 2);
+  EXPECT_EQ(count(store::raw_connection_for_tests(store), "SELECT count(*) FROM summaries WHERE key = 'test.acc'"), 2);
   EXPECT_DOUBLE_EQ(*store.summary(id, "test.acc", "final"), 0.95);
   EXPECT_DOUBLE_EQ(*store.summary(id, "test.acc", "best"), 0.95);
 }

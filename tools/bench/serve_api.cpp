@@ -34,6 +34,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include "store/store.h"
+#include "store/testing.h"
 
 namespace fs = std::filesystem;
 
@@ -168,7 +169,7 @@ int main(int argc, char** argv) {
   std::int64_t stored_points = 0, stored_runs = 0;
   {
     reglab::store::Store s(db);
-    SQLite::Database& d = s.db();
+    SQLite::Database& d = reglab::store::raw_connection_for_tests(s);
     stored_runs = d.execAndGet("SELECT COUNT(*) FROM runs").getInt64();
     stored_points = d.execAndGet("SELECT COUNT(*) FROM metrics").getInt64();
   }

@@ -1,75 +1,38 @@
+// cluster/records.cpp — the Slurm executor's records, written and read
+// through store/slurm_records.h (all SQL lives in store/).
 #include "cluster/records.h"
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
-#include "util/util.h"
+#include "store/slurm_records.h"
 
 namespace reglab::cluster {
 
 namespace {
 
-void insert_job(SQLite::Database& db, std::int64_t sweep_id, const JobRecord& j) {
-  SQLite::Statement q(db,
-                      "INSERT OR REPLACE INTO slurm_jobs (job_id, sweep_id, kind, array_size, script_path, submitted_at) "
-                      "VALUES (?, ?, ?, ?, ?, ?)");
-  q.bind(1, j.job_id);
-  q.bind(2, sweep_id);
-  q.bind(3, j.kind);
-  q.bind(4, j.array_size);
-  q.bind(5, j.script_path);
-  q.bind(6, j.submitted_at.empty() ? util::now_iso8601() : j.submitted_at);
-  q.exec();
+store::SlurmJobRow to_row(const JobRecord& j) {
+  return {j.job_id, j.kind, j.array_size, j.script_path, j.submitted_at};
 }
 
 }  // namespace
 
 void record_job(store::Store& store, std::int64_t sweep_id, const JobRecord& job) {
-  SQLite::Transaction tx(store.db(), SQLite::TransactionBehavior::IMMEDIATE);
-  insert_job(store.db(), sweep_id, job);
-  tx.commit();
+  store::record_slurm_job(store, sweep_id, to_row(job));
 }
 
 void record_array(store::Store& store, std::int64_t sweep_id, const JobRecord& array,
                   const std::vector<std::int64_t>& run_of_element) {
-  auto& db = store.db();
-  SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
-  insert_job(db, sweep_id, array);
-  SQLite::Statement task(db, "INSERT OR REPLACE INTO slurm_tasks (job_id, array_index, run_id) VALUES (?, ?, ?)");
-  SQLite::Statement requeue(db,
-                            "UPDATE runs SET status = 'pending' WHERE id = ? AND status IN ('failed', 'interrupted')");
-  for (std::size_t i = 0; i < run_of_element.size(); ++i) {
-    task.bind(1, array.job_id);
-    task.bind(2, static_cast<int>(i));
-    task.bind(3, run_of_element[i]);
-    task.exec();
-    task.reset();
-    requeue.bind(1, run_of_element[i]);
-    requeue.exec();
-    requeue.reset();
-  }
-  tx.commit();
+  store::record_slurm_array(store, sweep_id, to_row(array), run_of_element);
 }
 
 std::vector<JobRecord> jobs_of_sweep(store::Store& store, std::int64_t sweep_id) {
-  SQLite::Statement q(store.db(),
-                      "SELECT job_id, kind, array_size, script_path, submitted_at FROM slurm_jobs WHERE sweep_id = ? "
-                      "ORDER BY job_id");
-  q.bind(1, sweep_id);
   std::vector<JobRecord> out;
-  while (q.executeStep())
-    out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(), q.getColumn(2).getInt(),
-                   q.getColumn(3).getString(), q.getColumn(4).getString()});
+  for (store::SlurmJobRow& j : store::slurm_jobs_of_sweep(store, sweep_id))
+    out.push_back({j.job_id, std::move(j.kind), j.array_size, std::move(j.script_path), std::move(j.submitted_at)});
   return out;
 }
 
 std::map<std::int64_t, ElementId> current_elements(store::Store& store, std::int64_t sweep_id) {
-  SQLite::Statement q(store.db(),
-                      "SELECT t.run_id, t.job_id, t.array_index FROM slurm_tasks t "
-                      "JOIN runs r ON r.id = t.run_id WHERE r.sweep_id = ? ORDER BY t.job_id");
-  q.bind(1, sweep_id);
   std::map<std::int64_t, ElementId> out;
-  // Ordered by job id, so the newest submission of a run is written last.
-  while (q.executeStep()) out[q.getColumn(0).getInt64()] = {q.getColumn(1).getInt64(), q.getColumn(2).getInt()};
+  for (const auto& [run_id, e] : store::latest_slurm_elements(store, sweep_id)) out[run_id] = {e.job_id, e.array_index};
   return out;
 }
 

@@ -1,10 +1,9 @@
 // query/compare.cpp — group completed runs and summarise a metric per group.
 //
-// Reads only the documented tables (runs, params, summaries), with the same
-// SQL a user would write, so `reglab compare` and a pandas notebook agree.
+// Reads only the documented tables (runs, params, summaries), through
+// store/sweep_results.h, with the same SQL a user would write, so `reglab
+// compare` and a pandas notebook agree.
 #include "query/compare.h"
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +14,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "store/sweep_results.h"
 #include "util/util.h"
 
 namespace reglab::query {
@@ -119,8 +119,6 @@ std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& opti
   if (options.summary != "final" && options.summary != "best") {
     throw std::invalid_argument("compare: summary must be 'final' or 'best', got '" + options.summary + "'");
   }
-  SQLite::Database& db = store.db();
-
   const auto sweep = store.find_sweep(options.sweep);
   if (!sweep) {
     std::vector<std::string> names;
@@ -135,46 +133,24 @@ std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& opti
 
   // The metric value of every completed run that logged the metric.
   std::map<std::int64_t, double> value_of;
-  {
-    SQLite::Statement q(db,
-                        "SELECT s.run_id, s.value FROM summaries s JOIN runs r ON r.id = s.run_id "
-                        "WHERE r.sweep_id = ? AND r.status = 'completed' AND s.key = ? AND s.kind = ? "
-                        "ORDER BY s.run_id");
-    q.bind(1, sweep->id);
-    q.bind(2, options.metric);
-    q.bind(3, options.summary);
-    while (q.executeStep()) {
-      value_of[q.getColumn(0).getInt64()] = q.getColumn(1).isNull() ? kNaN : q.getColumn(1).getDouble();
-    }
+  for (const store::RunSummaryValue& v : store::completed_summaries(store, sweep->id, options.metric, options.summary)) {
+    value_of[v.run_id] = v.value;
   }
   if (value_of.empty() && options.summary == "best") {
     // "best" summaries exist only for metrics declared higher or lower is
     // better: say so rather than that the metric is missing.
-    SQLite::Statement q(db,
-                        "SELECT 1 FROM summaries s JOIN runs r ON r.id = s.run_id "
-                        "WHERE r.sweep_id = ? AND r.status = 'completed' AND s.key = ? AND s.kind = 'final' LIMIT 1");
-    q.bind(1, sweep->id);
-    q.bind(2, options.metric);
-    if (q.executeStep()) {
+    if (store::has_completed_summary(store, sweep->id, options.metric, "final")) {
       throw std::runtime_error("metric '" + options.metric + "' of sweep '" + options.sweep +
                                "' has no 'best' summary: its runs declare no higher or lower direction for it "
                                "(use --summary final)");
     }
   }
   if (value_of.empty()) {
-    std::vector<std::string> present;
-    SQLite::Statement q(db,
-                        "SELECT DISTINCT s.key FROM summaries s JOIN runs r ON r.id = s.run_id "
-                        "WHERE r.sweep_id = ? AND r.status = 'completed' AND s.kind = ? ORDER BY s.key");
-    q.bind(1, sweep->id);
-    q.bind(2, options.summary);
-    while (q.executeStep()) present.push_back(q.getColumn(0).getString());
+    const std::vector<std::string> present = store::completed_summary_keys(store, sweep->id, options.summary);
     if (present.empty()) {
-      SQLite::Statement c(db, "SELECT status, count(*) FROM runs WHERE sweep_id = ? GROUP BY status ORDER BY status");
-      c.bind(1, sweep->id);
       std::vector<std::string> counts;
-      while (c.executeStep()) {
-        counts.push_back(std::to_string(c.getColumn(1).getInt64()) + " " + c.getColumn(0).getString());
+      for (const store::StatusCount& c : store::status_counts(store, sweep->id)) {
+        counts.push_back(std::to_string(c.runs) + " " + c.status);
       }
       throw std::runtime_error("sweep '" + options.sweep + "' has no completed run with metrics yet (runs: " +
                                (counts.empty() ? std::string("none") : util::join(counts, ", ")) + ")");
@@ -190,22 +166,15 @@ std::vector<RunGroup> group_runs(store::Store& store, const CompareOptions& opti
   std::map<std::int64_t, std::map<std::string, std::pair<std::string, std::optional<double>>>> params;
   std::set<std::string> all_keys;
   {
-    SQLite::Statement q(db,
-                        "SELECT p.run_id, p.key, p.value, p.value_num FROM params p JOIN runs r ON r.id = p.run_id "
-                        "WHERE r.sweep_id = ? AND r.status = 'completed'");
-    q.bind(1, sweep->id);
     const std::set<std::string> wanted(needed.begin(), needed.end());
-    while (q.executeStep()) {
-      std::string key = q.getColumn(1).getString();
-      if (wanted.count(key) == 0) {
-        all_keys.insert(std::move(key));
-        continue;
+    store::visit_completed_params(store, sweep->id, [&](store::RunParam& p) {
+      if (wanted.count(p.key) == 0) {
+        all_keys.insert(std::move(p.key));
+        return;
       }
-      std::optional<double> num;
-      if (!q.getColumn(3).isNull()) num = q.getColumn(3).getDouble();
-      all_keys.insert(key);
-      params[q.getColumn(0).getInt64()][key] = {q.getColumn(2).getString(), num};
-    }
+      all_keys.insert(p.key);
+      params[p.run_id][p.key] = {std::move(p.value), p.numeric};
+    });
   }
   for (const auto& k : needed) {
     if (all_keys.count(k) == 0) {

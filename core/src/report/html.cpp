@@ -1,7 +1,6 @@
 // report/html.cpp — the sweep report: tables, curves, differences, failures.
 #include "report/html.h"
 
-#include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include "query/compare.h"
 #include "reglab/version.h"
 #include "report/plot.h"
+#include "store/sweep_results.h"
 #include "util/util.h"
 
 namespace reglab::report {
@@ -34,11 +34,8 @@ using RunParams = std::map<std::int64_t, std::map<std::string, std::string>>;
 
 RunParams completed_params(store::Store& store, std::int64_t sweep_id) {
   RunParams out;
-  SQLite::Statement q(store.db(),
-                      "SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.id = p.run_id "
-                      "WHERE r.sweep_id = ? AND r.status = 'completed'");
-  q.bind(1, sweep_id);
-  while (q.executeStep()) out[q.getColumn(0).getInt64()][q.getColumn(1).getString()] = q.getColumn(2).getString();
+  store::visit_completed_params(store, sweep_id,
+                                [&out](store::RunParam& p) { out[p.run_id][std::move(p.key)] = std::move(p.value); });
   return out;
 }
 
@@ -71,13 +68,7 @@ std::vector<std::string> varying(const RunParams& runs) {
 
 // Final-summary metric keys of the completed runs.
 std::vector<std::string> present_metrics(store::Store& store, std::int64_t sweep_id) {
-  std::vector<std::string> out;
-  SQLite::Statement q(store.db(),
-                      "SELECT DISTINCT s.key FROM summaries s JOIN runs r ON r.id = s.run_id "
-                      "WHERE r.sweep_id = ? AND r.status = 'completed' AND s.kind = 'final' ORDER BY s.key");
-  q.bind(1, sweep_id);
-  while (q.executeStep()) out.push_back(q.getColumn(0).getString());
-  return out;
+  return store::completed_summary_keys(store, sweep_id, "final");
 }
 
 std::vector<std::string> report_metrics(const std::vector<std::string>& present) {

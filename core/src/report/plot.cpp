@@ -1,8 +1,6 @@
 // report/plot.cpp — curves from the store, gnuplot scripts for lines and bars.
 #include "report/plot.h"
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,6 +10,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "store/metric_series.h"
 #include "util/util.h"
 
 namespace reglab::report {
@@ -198,18 +197,10 @@ std::vector<Curve> curves(store::Store& store, const PlotOptions& options) {
   q.by = options.by;
   q.where = options.where;
   std::vector<Curve> out;
-  // One prepared lookup by the metrics table's primary key (run, key, step):
-  // a run's points of one metric without scanning its other metrics.
-  SQLite::Statement points(store.db(), "SELECT step, value FROM metrics WHERE run_id = ? AND key = ?");
   for (const query::RunGroup& g : query::group_runs(store, q)) {
     std::map<std::int64_t, std::vector<double>> at_step;
-    for (const std::int64_t id : g.run_ids) {
-      points.reset();
-      points.bind(1, id);
-      points.bind(2, options.metric);
-      while (points.executeStep()) {
-        at_step[points.getColumn(0).getInt64()].push_back(points.getColumn(1).isNull() ? NAN : points.getColumn(1).getDouble());
-      }
+    for (const std::vector<store::SeriesPoint>& run : store::metric_series(store, g.run_ids, options.metric)) {
+      for (const store::SeriesPoint& p : run) at_step[p.step].push_back(p.value);
     }
     Curve c;
     c.values = g.values;

@@ -1,7 +1,5 @@
 #include "serve/api.h"
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -14,6 +12,7 @@
 #include "query/compare.h"
 #include "report/html.h"
 #include "report/plot.h"
+#include "store/dashboard_queries.h"
 #include "util/util.h"
 
 namespace reglab::serve {
@@ -82,18 +81,16 @@ store::SweepRow find_sweep(store::Store& store, const std::string& name) {
   return *sweep;
 }
 
-Json status_counts(SQLite::Database& db, std::int64_t sweep_id) {
+Json status_json(store::Store& store, std::int64_t sweep_id) {
   Json counts = {{"pending", 0}, {"running", 0}, {"completed", 0}, {"failed", 0}, {"interrupted", 0}};
-  SQLite::Statement q(db, "SELECT status, COUNT(*) FROM runs WHERE sweep_id = ? GROUP BY status");
-  q.bind(1, sweep_id);
-  while (q.executeStep()) counts[q.getColumn(0).getString()] = q.getColumn(1).getInt64();
+  for (const store::StatusCount& c : store::status_counts(store, sweep_id)) counts[c.status] = c.runs;
   return counts;
 }
 
 Json sweeps(store::Store& store) {
   Json list = Json::array();
   for (const store::SweepRow& s : store.list_sweeps()) {
-    Json counts = status_counts(store.db(), s.id);
+    Json counts = status_json(store, s.id);
     std::int64_t total = 0;
     for (const auto& [k, v] : counts.items()) total += v.get<std::int64_t>();
     list.push_back({{"name", s.name}, {"description", s.description}, {"created_at", s.created_at},
@@ -104,33 +101,22 @@ Json sweeps(store::Store& store) {
 
 // Keys whose values differ between the sweep's runs (a key some runs lack
 // counts as differing), except the seed — the columns worth showing.
-std::vector<std::string> varying_param_keys(SQLite::Database& db, std::int64_t sweep_id, std::int64_t runs) {
-  SQLite::Statement q(db,
-                      "SELECT p.key, COUNT(DISTINCT p.value), COUNT(*) FROM params p JOIN runs r ON r.id = p.run_id "
-                      "WHERE r.sweep_id = ? GROUP BY p.key ORDER BY p.key");
-  q.bind(1, sweep_id);
+std::vector<std::string> varying_param_keys(store::Store& store, std::int64_t sweep_id, std::int64_t runs) {
   std::vector<std::string> keys;
-  while (q.executeStep()) {
-    const std::string key = q.getColumn(0).getString();
-    if (key == "seed") continue;
-    if (q.getColumn(1).getInt64() > 1 || q.getColumn(2).getInt64() < runs) keys.push_back(key);
+  for (const store::ParamKeySpread& p : store::param_key_spread(store, sweep_id)) {
+    if (p.key == "seed") continue;
+    if (p.distinct_values > 1 || p.runs_with_key < runs) keys.push_back(p.key);
   }
   return keys;
 }
 
 Json sweep(store::Store& store, const ApiRequest& r) {
   const store::SweepRow s = find_sweep(store, required(r, "name"));
-  Json counts = status_counts(store.db(), s.id);
+  Json counts = status_json(store, s.id);
   std::int64_t total = 0;
   for (const auto& [k, v] : counts.items()) total += v.get<std::int64_t>();
   Json metrics = Json::array();
-  {
-    SQLite::Statement q(store.db(),
-                        "SELECT DISTINCT s.key FROM summaries s JOIN runs r ON r.id = s.run_id "
-                        "WHERE r.sweep_id = ? AND s.kind = 'final' ORDER BY s.key");
-    q.bind(1, s.id);
-    while (q.executeStep()) metrics.push_back(q.getColumn(0).getString());
-  }
+  for (const std::string& key : store::final_metric_keys(store, s.id)) metrics.push_back(key);
   std::vector<std::string> by = {"method.name"};
   if (counts["completed"].get<std::int64_t>() > 0) by = report::default_grouping(store, s.id);
   return {{"name", s.name},
@@ -140,7 +126,7 @@ Json sweep(store::Store& store, const ApiRequest& r) {
           {"runs", total},
           {"status", std::move(counts)},
           {"metrics", std::move(metrics)},
-          {"keys", varying_param_keys(store.db(), s.id, total)},
+          {"keys", varying_param_keys(store, s.id, total)},
           {"default_by", by}};
 }
 
@@ -166,94 +152,54 @@ Json runs(store::Store& store, const ApiRequest& r) {
   const std::string text = r.get("q");
 
   // Sort keys: a column of runs, the metric's final value, or a parameter.
-  static const std::map<std::string, std::string> columns = {
-      {"id", "r.id"}, {"label", "r.label"}, {"status", "r.status"}, {"method", "r.method_name"},
-      {"duration", "r.duration_s"}, {"started", "r.started_at"}, {"metric", "m.value"}};
-  std::string order_by;
-  bool sort_param = false;
+  static const std::map<std::string, store::RunSort> columns = {
+      {"id", store::RunSort::kId},           {"label", store::RunSort::kLabel},
+      {"status", store::RunSort::kStatus},   {"method", store::RunSort::kMethod},
+      {"duration", store::RunSort::kDuration}, {"started", store::RunSort::kStarted},
+      {"metric", store::RunSort::kMetric}};
+  store::RunPageQuery query;
   if (sort.rfind("param:", 0) == 0 && sort.size() > 6) {
-    sort_param = true;
-    order_by = "COALESCE(sp.value_num, 0) " + order + ", sp.value " + order;
+    query.sort = store::RunSort::kParam;
+    query.sort_param = sort.substr(6);
   } else if (auto it = columns.find(sort); it != columns.end()) {
     if (sort == "metric" && metric.empty()) throw ApiError(400, "sort=metric needs parameter 'metric'");
-    order_by = it->second + " " + order;
+    query.sort = it->second;
   } else {
     throw ApiError(400, "parameter 'sort' must be id, label, status, method, duration, started, metric or "
                         "param:KEY, got '" + sort + "'");
   }
-  // NULLs (runs without the metric or parameter) last either way, then id.
-  const std::string null_first = sort == "metric" ? "m.value IS NULL, " : (sort_param ? "sp.value IS NULL, " : "");
-
-  std::string from = " FROM runs r";
-  if (!metric.empty()) from += " LEFT JOIN summaries m ON m.run_id = r.id AND m.key = :metric AND m.kind = 'final'";
-  if (sort_param) from += " LEFT JOIN params sp ON sp.run_id = r.id AND sp.key = :sort_key";
-  std::string cond = " WHERE r.sweep_id = :sweep";
-  if (!status.empty()) cond += " AND r.status = :status";
-  if (!text.empty()) {
-    cond += " AND (instr(lower(r.label), lower(:q)) OR instr(lower(r.key), lower(:q)) OR "
-            "instr(lower(r.method_name), lower(:q)) OR instr(lower(r.error), lower(:q)))";
-  }
-  for (std::size_t i = 0; i < where.size(); ++i) {
-    const std::string n = std::to_string(i);
-    cond += " AND EXISTS (SELECT 1 FROM params p WHERE p.run_id = r.id AND p.key = :wk" + n + " AND p.value = :wv" +
-            n + ")";
-  }
-  auto bind_all = [&](SQLite::Statement& q) {
-    q.bind(":sweep", s.id);
-    if (!status.empty()) q.bind(":status", status);
-    if (!text.empty()) q.bind(":q", text);
-    for (std::size_t i = 0; i < where.size(); ++i) {
-      q.bind(":wk" + std::to_string(i), where[i].first);
-      q.bind(":wv" + std::to_string(i), where[i].second);
-    }
-  };
-
-  // Counted on its own rather than with a window count over the page query:
-  // the count needs neither the metric join nor the sort, and the page
-  // query can stop after `limit` rows when the order follows an index.
-  std::int64_t total = 0;
-  {
-    SQLite::Statement q(store.db(), "SELECT COUNT(*) FROM runs r" + cond);
-    bind_all(q);
-    if (q.executeStep()) total = q.getColumn(0).getInt64();
-  }
+  query.sweep_id = s.id;
+  query.status = status;
+  query.text = text;
+  query.where = where;
+  query.metric = metric;
+  query.descending = order == "desc";
+  query.limit = limit;
+  query.offset = offset;
+  const store::RunPage page = store::run_page(store, query);
+  const std::int64_t total = page.total;
   Json rows = Json::array();
   std::vector<std::int64_t> ids;
-  {
-    std::string sql = "SELECT r.id, r.key, r.label, r.status, r.method_name, r.duration_s, r.error, r.started_at, " +
-                      std::string(metric.empty() ? "NULL" : "m.value") + from + cond +
-                      " ORDER BY " + null_first +
-                      order_by + ", r.id " + order + " LIMIT :limit OFFSET :offset";
-    SQLite::Statement q(store.db(), sql);
-    bind_all(q);
-    if (!metric.empty()) q.bind(":metric", metric);
-    if (sort_param) q.bind(":sort_key", sort.substr(6));
-    q.bind(":limit", limit);
-    q.bind(":offset", offset);
-    while (q.executeStep()) {
-      ids.push_back(q.getColumn(0).getInt64());
-      rows.push_back({{"id", q.getColumn(0).getInt64()},
-                      {"key", q.getColumn(1).getString()},
-                      {"label", q.getColumn(2).getString()},
-                      {"status", q.getColumn(3).getString()},
-                      {"method", q.getColumn(4).getString()},
-                      {"duration_s", q.getColumn(5).isNull() ? Json(nullptr) : Json(q.getColumn(5).getDouble())},
-                      {"error", q.getColumn(6).getString()},
-                      {"started_at", q.getColumn(7).isNull() ? Json(nullptr) : Json(q.getColumn(7).getString())},
-                      {"metric", q.getColumn(8).isNull() ? Json(nullptr) : number_or_null(q.getColumn(8).getDouble())},
-                      {"params", Json::object()}});
-    }
+  for (const store::RunPageRow& row : page.rows) {
+    ids.push_back(row.id);
+    rows.push_back({{"id", row.id},
+                    {"key", row.key},
+                    {"label", row.label},
+                    {"status", row.status},
+                    {"method", row.method},
+                    {"duration_s", row.duration_s ? Json(*row.duration_s) : Json(nullptr)},
+                    {"error", row.error},
+                    {"started_at", row.started_at ? Json(*row.started_at) : Json(nullptr)},
+                    {"metric", row.metric ? number_or_null(*row.metric) : Json(nullptr)},
+                    {"params", Json::object()}});
   }
   // The page's parameter values for the requested columns only.
   const std::vector<std::string> wanted = r.all("columns");
   if (!ids.empty() && !wanted.empty()) {
-    SQLite::Statement q(store.db(), "SELECT value FROM params WHERE run_id = ? AND key = ?");
+    const auto values = store::param_values(store, ids, wanted);
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      for (const std::string& key : wanted) {
-        q.reset();
-        q.bind(1, ids[i]);
-        q.bind(2, key);
-        if (q.executeStep()) rows[i]["params"][key] = q.getColumn(0).getString();
+      for (std::size_t k = 0; k < wanted.size(); ++k) {
+        if (values[i][k]) rows[i]["params"][wanted[k]] = *values[i][k];
       }
     }
   }
@@ -291,22 +237,11 @@ Json run(store::Store& store, const ApiRequest& r) {
     config = row->config_json;  // shown as text rather than lost
   }
   Json summaries = Json::array();
-  {
-    SQLite::Statement q(store.db(), "SELECT key, kind, value, step FROM summaries WHERE run_id = ? ORDER BY key, kind");
-    q.bind(1, id);
-    while (q.executeStep()) {
-      summaries.push_back({{"key", q.getColumn(0).getString()},
-                           {"kind", q.getColumn(1).getString()},
-                           {"value", q.getColumn(2).isNull() ? Json(nullptr) : number_or_null(q.getColumn(2).getDouble())},
-                           {"step", q.getColumn(3).getInt64()}});
-    }
+  for (const store::SummaryRow& s : store::run_summaries(store, id)) {
+    summaries.push_back({{"key", s.key}, {"kind", s.kind}, {"value", number_or_null(s.value)}, {"step", s.step}});
   }
   Json metric_keys = Json::array();
-  {
-    SQLite::Statement q(store.db(), "SELECT DISTINCT key FROM metrics WHERE run_id = ? ORDER BY key");
-    q.bind(1, id);
-    while (q.executeStep()) metric_keys.push_back(q.getColumn(0).getString());
-  }
+  for (const std::string& key : store::run_metric_keys(store, id)) metric_keys.push_back(key);
   Json artifacts = Json::array();
   for (const store::ArtifactRow& a : store.artifacts(id)) {
     artifacts.push_back({{"kind", a.kind}, {"path", a.path}, {"checksum", a.checksum}, {"created_at", a.created_at}});
@@ -369,31 +304,20 @@ Json series(store::Store& store, const ApiRequest& r) {
   const std::vector<std::int64_t> ids = id_list(r);
   const std::string key = required(r, "key");
   const std::size_t max_points = max_points_param(r);
-  SQLite::Statement run_q(store.db(), "SELECT label, status FROM runs WHERE id = ?");
-  SQLite::Statement q(store.db(), "SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step");
+  const std::vector<std::optional<store::RunSeries>> all = store::run_series(store, ids, key);
   Json out = Json::array();
-  for (const std::int64_t id : ids) {
-    run_q.reset();
-    run_q.bind(1, id);
-    if (!run_q.executeStep()) throw ApiError(404, "no run with id " + std::to_string(id));
-    std::vector<std::int64_t> steps;
-    std::vector<double> values;
-    q.reset();
-    q.bind(1, id);
-    q.bind(2, key);
-    while (q.executeStep()) {
-      steps.push_back(q.getColumn(0).getInt64());
-      values.push_back(q.getColumn(1).isNull() ? NAN : q.getColumn(1).getDouble());
-    }
+  for (std::size_t k = 0; k < all.size(); ++k) {
+    if (!all[k]) throw ApiError(404, "no run with id " + std::to_string(ids[k]));
+    const store::RunSeries& s = *all[k];
     Json xs = Json::array(), ys = Json::array();
-    for (const std::size_t i : thin_indices(steps.size(), max_points)) {
-      xs.push_back(steps[i]);
-      ys.push_back(number_or_null(values[i]));
+    for (const std::size_t i : thin_indices(s.steps.size(), max_points)) {
+      xs.push_back(s.steps[i]);
+      ys.push_back(number_or_null(s.values[i]));
     }
-    out.push_back({{"id", id},
-                   {"label", run_q.getColumn(0).getString()},
-                   {"status", run_q.getColumn(1).getString()},
-                   {"points", steps.size()},
+    out.push_back({{"id", s.id},
+                   {"label", s.label},
+                   {"status", s.status},
+                   {"points", s.steps.size()},
                    {"steps", std::move(xs)},
                    {"values", std::move(ys)}});
   }
@@ -475,15 +399,12 @@ Json state(store::Store& store, const ApiRequest& r) {
   // Counts and the latest times per status in one scan of the sweep's runs.
   Json counts = {{"pending", 0}, {"running", 0}, {"completed", 0}, {"failed", 0}, {"interrupted", 0}};
   std::string token;
-  {
-    SQLite::Statement q(store.db(),
-                        "SELECT status, COUNT(*), COALESCE(MAX(heartbeat_at), ''), COALESCE(MAX(finished_at), ''), "
-                        "COALESCE(MAX(started_at), '') FROM runs WHERE sweep_id = ? GROUP BY status ORDER BY status");
-    q.bind(1, s.id);
-    while (q.executeStep()) {
-      counts[q.getColumn(0).getString()] = q.getColumn(1).getInt64();
-      // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on "|" + std::string.
-      for (int c = 0; c < 5; ++c) token.append(q.getColumn(c).getString()).append("|");
+  for (const store::StatusActivity& a : store::status_activity(store, s.id)) {
+    counts[a.status] = a.runs;
+    // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on "|" + std::string.
+    for (const std::string& part : {a.status, std::to_string(a.runs), a.latest_heartbeat, a.latest_finish,
+                                    a.latest_start}) {
+      token.append(part).append("|");
     }
   }
   const bool live = counts["running"].get<std::int64_t>() > 0 || counts["pending"].get<std::int64_t>() > 0;

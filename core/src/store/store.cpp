@@ -23,8 +23,10 @@
 
 #include <unistd.h>
 
+#include "store/connection.h"
 #include "store/flatten.h"
 #include "store/schema.h"
+#include "store/testing.h"
 #include "util/util.h"
 
 namespace reglab::store {
@@ -286,6 +288,9 @@ void Store::open_read_only(bool immutable) {
 }
 
 Store::~Store() = default;
+
+SQLite::Database& connection(Store& store) { return *store.db_; }
+SQLite::Database& raw_connection_for_tests(Store& store) { return *store.db_; }
 
 // --- sweeps ---------------------------------------------------------------
 

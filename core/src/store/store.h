@@ -251,9 +251,16 @@ class Store {
   void add_artifact(const ArtifactRow& a);
   std::vector<ArtifactRow> artifacts(std::int64_t run_id);
 
-  SQLite::Database& db() { return *db_; }
+  // One door: modules outside store/ read and write through typed functions
+  // (this class, dashboard_queries.h, sweep_results.h, metric_series.h,
+  // slurm_records.h, shard_merge.h), so all SQL lives in store/. There is no
+  // public accessor of the connection: the store's own files reach it
+  // through store/connection.h, tests and benchmarks through store/testing.h.
 
  private:
+  friend SQLite::Database& connection(Store& store);
+  friend SQLite::Database& raw_connection_for_tests(Store& store);
+
   void open_connection(Journal journal);  // one attempt at opening, setting up and migrating
   void open_read_only_connection(ReadOnly read_only);  // the read-only open, once
   void open_read_only(bool immutable);    // one attempt at a read-only connection; checks the version
